@@ -1,0 +1,23 @@
+"""Octobot: a distributed task-queue worker.
+
+    import octobot
+
+    @octobot.task(name="emails.send")
+    def send(to: str) -> None: ...
+
+    octobot.Client("redis://127.0.0.1:6379/0").enqueue("emails", "emails.send", args=["a@b.c"])
+"""
+
+from octobot.envelope import BadMessage, Envelope
+from octobot.tasks import task
+
+__version__ = "0.1.0"
+__all__ = ["BadMessage", "Client", "Envelope", "task", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    # Client pulls in the backends; load it only when asked for.
+    if name == "Client":
+        from octobot.client import Client
+        return Client
+    raise AttributeError(name)

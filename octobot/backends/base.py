@@ -1,0 +1,190 @@
+"""The contract every broker backend keeps.
+
+A backend binds one queue on one broker. The public methods hold the shared
+logic once (validation, dead-letter records); a broker module implements only
+the small underscore primitives. Adding a broker means one module and one
+entry point in the ``octobot.backends`` group:
+
+    class MyBackend(Backend):
+        schemes = ("my",)
+        default_url = "my://127.0.0.1"
+        def _publish(self, bodies): ...
+        def _fetch(self, max_count, timeout): ...
+        ...
+
+At least once: a fetched message stays owned by this consumer, invisible to
+others, until it is acked, released, retried or dead-lettered. If the consumer
+dies first, the broker hands it to another consumer after ``visibility_timeout``
+seconds (Redis pending-entry reclaim, SQLite claim expiry).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class BrokerUnavailable(ConnectionError):
+    """The broker cannot be reached now; the caller backs off and tries again."""
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One fetched message and the backend's handle for acking it."""
+
+    body: bytes
+    receipt: Any
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message that will not run again unless an operator retries it."""
+
+    id: str
+    body: bytes
+    reason: str
+    error: str
+    failed_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "body": _text(self.body), "reason": self.reason,
+                "error": self.error, "failed_at": self.failed_at}
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(body).decode()
+
+
+def encode_dead(body: bytes, reason: str, error: str) -> bytes:
+    """The stored form of a dead letter: JSON carrying the original body."""
+    return json.dumps({"body": _text(body), "reason": reason, "error": error,
+                       "failed_at": time.time()}).encode()
+
+
+def decode_dead(dead_id: str, record: bytes) -> DeadLetter:
+    data = json.loads(record)
+    body = data["body"]
+    raw = base64.b64decode(body[7:]) if body.startswith("base64:") else body.encode()
+    return DeadLetter(id=dead_id, body=raw, reason=data["reason"], error=data.get("error", ""),
+                      failed_at=data.get("failed_at", 0.0))
+
+
+class Backend(ABC):
+    """One queue on one broker: producer, consumer and dead-letter admin."""
+
+    #: URL schemes this backend accepts.
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: URL used when a queue names the backend but no URL.
+    default_url: ClassVar[str] = ""
+
+    def __init__(self, queue: str, url: str, options: Mapping[str, str] | None = None,
+                 *, consumer_name: str = "octobot", visibility_timeout: float = 30.0) -> None:
+        self.queue = queue
+        self.url = url
+        self.options = dict(options or {})
+        self.consumer_name = consumer_name
+        self.visibility_timeout = visibility_timeout
+
+    @classmethod
+    def normalize_url(cls, url: str) -> str:
+        """Check ``url`` and return its canonical form; raise ValueError if it is unusable."""
+        scheme = url.split("://", 1)[0]
+        if "://" not in url or scheme not in cls.schemes:
+            raise ValueError(f"URL {url!r} does not fit this backend (schemes: {', '.join(cls.schemes)})")
+        return url
+
+    # -- producer ---------------------------------------------------------
+
+    def publish(self, bodies: Sequence[bytes]) -> None:
+        """Append messages to the queue, in order, in as few round trips as the broker allows."""
+        if bodies:
+            self._publish(bodies)
+
+    # -- consumer ---------------------------------------------------------
+
+    def fetch(self, max_count: int, timeout: float) -> list[Delivery]:
+        """Take up to ``max_count`` messages, waiting at most ``timeout`` s for the first."""
+        if max_count <= 0:
+            return []
+        return self._fetch(max_count, timeout)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """The tasks finished: remove these messages for good."""
+        if deliveries:
+            self._ack(deliveries)
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Hand unstarted messages back so any consumer may take them now."""
+        if deliveries:
+            self._release(deliveries)
+
+    def retry(self, delivery: Delivery, body: bytes, delay: float) -> None:
+        """Replace the message with ``body`` (its next attempt), visible after ``delay`` s."""
+        self._retry(delivery, body, max(0.0, delay))
+
+    def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
+        """Move the message to the queue's dead letters with why it failed."""
+        self._dead_letter(delivery, encode_dead(delivery.body, reason, error))
+
+    def touch(self, deliveries: Sequence[Delivery]) -> None:
+        """Keep long-running messages owned by this consumer (reset their visibility timer)."""
+        if deliveries:
+            self._touch(deliveries)
+
+    def depth(self) -> int:
+        """Messages waiting to be fetched (not counting in-flight or delayed ones)."""
+        return self._depth()
+
+    def purge(self) -> int:
+        """Drop every waiting message; return how many."""
+        return self._purge()
+
+    # -- dead letters -----------------------------------------------------
+
+    def dead_list(self, limit: int = 100) -> list[DeadLetter]:
+        return self._dead_list(limit)
+
+    def dead_retry(self, ids: Sequence[str] | None = None) -> int:
+        """Publish dead letters again (all when ``ids`` is None); return how many."""
+        return self._dead_retry(ids)
+
+    def dead_purge(self) -> int:
+        return self._dead_purge()
+
+    def close(self) -> None:
+        """Release connections; the object is unusable afterwards."""
+
+    # -- primitives each broker implements ----------------------------------
+
+    @abstractmethod
+    def _publish(self, bodies: Sequence[bytes]) -> None: ...
+    @abstractmethod
+    def _fetch(self, max_count: int, timeout: float) -> list[Delivery]: ...
+    @abstractmethod
+    def _ack(self, deliveries: Sequence[Delivery]) -> None: ...
+    @abstractmethod
+    def _release(self, deliveries: Sequence[Delivery]) -> None: ...
+    @abstractmethod
+    def _retry(self, delivery: Delivery, body: bytes, delay: float) -> None: ...
+    @abstractmethod
+    def _dead_letter(self, delivery: Delivery, record: bytes) -> None: ...
+    @abstractmethod
+    def _touch(self, deliveries: Sequence[Delivery]) -> None: ...
+    @abstractmethod
+    def _depth(self) -> int: ...
+    @abstractmethod
+    def _purge(self) -> int: ...
+    @abstractmethod
+    def _dead_list(self, limit: int) -> list[DeadLetter]: ...
+    @abstractmethod
+    def _dead_retry(self, ids: Sequence[str] | None) -> int: ...
+    @abstractmethod
+    def _dead_purge(self) -> int: ...

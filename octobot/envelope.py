@@ -1,0 +1,86 @@
+"""The task message envelope: JSON, UTF-8, only ``task`` required.
+
+    >>> env = Envelope.new("billing.charge", args=[42])
+    >>> Envelope.parse(env.encode()).task
+    'billing.charge'
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+DEFAULT_MAX_BYTES = 1 << 20
+
+
+class BadMessage(ValueError):
+    """A message that can never run; it goes to dead letters with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    task: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+    enqueued_at: float = 0.0
+    attempt: int = 0
+    # None: the queue's max_retries applies.
+    max_retries: int | None = None
+
+    @classmethod
+    def new(cls, task: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None,
+            max_retries: int | None = None) -> Envelope:
+        return cls(task=task, args=list(args or []), kwargs=dict(kwargs or {}), id=uuid.uuid4().hex,
+                   enqueued_at=time.time(), max_retries=max_retries)
+
+    @classmethod
+    def parse(cls, body: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope:
+        """Decode and validate one message; raise BadMessage saying why it cannot run."""
+        if max_bytes and len(body) > max_bytes:
+            raise BadMessage(f"message is {len(body)} bytes, over the {max_bytes}-byte limit")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadMessage(f"not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadMessage("not a JSON object")
+        task = data.get("task")
+        if not isinstance(task, str) or not task:
+            raise BadMessage("missing 'task'")
+        args = data.get("args", [])
+        kwargs = data.get("kwargs", {})
+        if not isinstance(args, list):
+            raise BadMessage("'args' is not a list")
+        if not isinstance(kwargs, dict):
+            raise BadMessage("'kwargs' is not an object")
+        max_retries = data.get("max_retries")
+        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
+            raise BadMessage("'max_retries' is not a non-negative integer")
+        attempt = data.get("attempt", 0)
+        enqueued_at = data.get("enqueued_at", 0.0)
+        if not isinstance(attempt, int) or not isinstance(enqueued_at, (int, float)):
+            raise BadMessage("'attempt' or 'enqueued_at' has the wrong type")
+        return cls(task=task, args=args, kwargs=kwargs, id=str(data.get("id") or ""),
+                   enqueued_at=float(enqueued_at), attempt=attempt, max_retries=max_retries)
+
+    def completed(self) -> Envelope:
+        """This envelope with an id and an enqueue time, as producers send it."""
+        return replace(self, id=self.id or uuid.uuid4().hex, enqueued_at=self.enqueued_at or time.time())
+
+    def next_attempt(self) -> Envelope:
+        return replace(self, attempt=self.attempt + 1)
+
+    def encode(self) -> bytes:
+        data: dict[str, Any] = {"task": self.task, "args": self.args, "kwargs": self.kwargs,
+                                "id": self.id, "enqueued_at": self.enqueued_at, "attempt": self.attempt}
+        if self.max_retries is not None:
+            data["max_retries"] = self.max_retries
+        return json.dumps(data, separators=(",", ":")).encode()
