@@ -1,0 +1,1 @@
+"""The coordinator: desired state in a store, pushed to nodes over gRPC."""

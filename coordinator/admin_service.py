@@ -1,0 +1,135 @@
+"""AdminService: operators' changes to queues and nodes, and enqueueing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from octobot import backends
+from octobot.backends import Backend
+from octobot.coordinator import queue_specs
+from octobot.coordinator.app import Coordinator
+from octobot.coordinator.errors import rpc_errors
+from octobot.coordinator.planner import runs_on
+from octobot.envelope import BadMessage, Envelope
+from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
+
+Ctx = grpc.aio.ServicerContext
+
+
+class AdminService(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(self, app: Coordinator) -> None:
+        self.app = app
+        # Producers for Enqueue, by queue; reopened when the queue's broker changes.
+        self._producers: dict[str, tuple[tuple[str, str], Backend]] = {}
+
+    # -- queues -----------------------------------------------------------
+
+    @rpc_errors
+    async def CreateQueue(self, request: admin_pb2.CreateQueueRequest, context: Ctx) -> admin_pb2.CreateQueueResponse:
+        spec = queue_specs.validate(queue_specs.with_defaults(request.queue))
+        created, _ = await self.app.db(self.app.store.create_queue, spec, context.peer())
+        await self.app.push()
+        return admin_pb2.CreateQueueResponse(queue=created)
+
+    @rpc_errors
+    async def UpdateQueue(self, request: admin_pb2.UpdateQueueRequest, context: Ctx) -> admin_pb2.UpdateQueueResponse:
+        return admin_pb2.UpdateQueueResponse(
+            queue=await self._update(request.queue.name, request.queue, list(request.update_paths), context))
+
+    @rpc_errors
+    async def PauseQueue(self, request: admin_pb2.PauseQueueRequest, context: Ctx) -> admin_pb2.PauseQueueResponse:
+        spec = await self._update(request.name, queue_pb2.QueueSpec(paused=True), ["paused"], context)
+        return admin_pb2.PauseQueueResponse(queue=spec)
+
+    @rpc_errors
+    async def ResumeQueue(self, request: admin_pb2.ResumeQueueRequest, context: Ctx) -> admin_pb2.ResumeQueueResponse:
+        spec = await self._update(request.name, queue_pb2.QueueSpec(paused=False), ["paused"], context)
+        return admin_pb2.ResumeQueueResponse(queue=spec)
+
+    async def _update(self, name: str, new: queue_pb2.QueueSpec, paths: list[str], context: Ctx) -> queue_pb2.QueueSpec:
+        current = await self.app.db(self.app.store.get_queue, name)
+        _, changes = queue_specs.merge_update(current, new, paths)
+        updated, _ = await self.app.db(self.app.store.update_queue, name, changes, context.peer())
+        await self.app.push()
+        return updated
+
+    @rpc_errors
+    async def DeleteQueue(self, request: admin_pb2.DeleteQueueRequest, context: Ctx) -> admin_pb2.DeleteQueueResponse:
+        await self.app.db(self.app.store.delete_queue, request.name, context.peer())
+        await self.app.push()
+        return admin_pb2.DeleteQueueResponse()
+
+    @rpc_errors
+    async def GetQueue(self, request: admin_pb2.GetQueueRequest, context: Ctx) -> admin_pb2.GetQueueResponse:
+        spec = await self.app.db(self.app.store.get_queue, request.name)
+        response = admin_pb2.GetQueueResponse(queue=spec)
+        for session in self.app.sessions.all():
+            if not runs_on(spec, session.record.labels, session.record.draining):
+                continue
+            status = next((q for q in session.heartbeat.queues if q.queue == spec.name), None)
+            response.placements.add(node_id=session.record.node_id, state=self.app.sessions.state(session.record.node_id),
+                                    applied_generation=session.applied_generation, status=status)
+        return response
+
+    @rpc_errors
+    async def ListQueues(self, request: admin_pb2.ListQueuesRequest, context: Ctx) -> admin_pb2.ListQueuesResponse:
+        return admin_pb2.ListQueuesResponse(queues=await self.app.db(self.app.store.list_queues))
+
+    # -- nodes ------------------------------------------------------------
+
+    @rpc_errors
+    async def ListNodes(self, request: admin_pb2.ListNodesRequest, context: Ctx) -> admin_pb2.ListNodesResponse:
+        records = await self.app.db(self.app.store.list_nodes)
+        return admin_pb2.ListNodesResponse(nodes=[self.app.sessions.node_info(r) for r in records])
+
+    @rpc_errors
+    async def GetNode(self, request: admin_pb2.GetNodeRequest, context: Ctx) -> admin_pb2.GetNodeResponse:
+        record = await self.app.db(self.app.store.get_node, request.node_id)
+        return admin_pb2.GetNodeResponse(node=self.app.sessions.node_info(record))
+
+    @rpc_errors
+    async def DrainNode(self, request: admin_pb2.DrainNodeRequest, context: Ctx) -> admin_pb2.DrainNodeResponse:
+        record, _ = await self.app.db(self.app.store.set_draining, request.node_id, True, context.peer())
+        session = self.app.sessions.get(request.node_id)
+        if session is not None:
+            session.record.draining = True
+        await self.app.push()
+        return admin_pb2.DrainNodeResponse(node=self.app.sessions.node_info(record))
+
+    # -- messages ---------------------------------------------------------
+
+    @rpc_errors
+    async def Enqueue(self, request: admin_pb2.EnqueueRequest, context: Ctx) -> admin_pb2.EnqueueResponse:
+        spec = await self.app.db(self.app.store.get_queue, request.queue)
+        envelopes = []
+        for i, body in enumerate(request.messages):
+            try:
+                envelopes.append(Envelope.parse(body, spec.max_message_bytes).completed())
+            except BadMessage as exc:
+                raise ValueError(f"message {i + 1}: {exc.reason}") from None
+        producer = self._producer(spec)
+        await asyncio.to_thread(producer.publish, [e.encode() for e in envelopes])
+        return admin_pb2.EnqueueResponse(ids=[e.id for e in envelopes])
+
+    def _producer(self, spec: queue_pb2.QueueSpec) -> Backend:
+        where = (spec.backend, spec.url)
+        cached = self._producers.get(spec.name)
+        if cached is None or cached[0] != where:
+            if cached is not None:
+                cached[1].close()
+            cached = (where, backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options)))
+            self._producers[spec.name] = cached
+        return cached[1]
+
+    @rpc_errors
+    async def ListAudit(self, request: admin_pb2.ListAuditRequest, context: Ctx) -> admin_pb2.ListAuditResponse:
+        limit = request.limit or 100
+        if not 0 < limit <= 10_000:
+            raise ValueError(f"limit must be between 1 and 10000, got {limit}")
+        return admin_pb2.ListAuditResponse(entries=await self.app.db(self.app.store.list_audit, limit))
+
+    def close(self) -> None:
+        for _, producer in self._producers.values():
+            producer.close()

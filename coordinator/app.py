@@ -1,0 +1,52 @@
+"""The coordinator's shared state and the single path every desired-state
+change takes: write to the store, then push to the affected nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from octobot.coordinator.sessions import Liveness, Sessions
+from octobot.coordinator.stats import ClusterStats
+from octobot.coordinator.store import Store
+
+log = logging.getLogger("octobot.coordinator")
+T = TypeVar("T")
+
+
+class Coordinator:
+    def __init__(self, store: Store, liveness: Liveness) -> None:
+        self.store = store
+        self.sessions = Sessions(liveness)
+        self.stats = ClusterStats()
+        # One thread serialises store access: SQLite wants one writer, and the
+        # event loop must never block on the database.
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._push_lock = asyncio.Lock()
+
+    async def db(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+
+    async def push(self) -> None:
+        """Recompute every connected node's assignment and send those that changed."""
+        async with self._push_lock:
+            queues = await self.db(self.store.list_queues)
+            generation = await self.db(self.store.generation)
+            self.sessions.push(queues, generation)
+
+    async def persist_last_seen(self, every: float) -> None:
+        """Write connected nodes' last-seen times to the store, batched."""
+        while True:
+            await asyncio.sleep(every)
+            seen = {s.record.node_id: s.last_seen_wall for s in self.sessions.all()}
+            try:
+                await self.db(self.store.touch_nodes, seen)
+            except Exception as exc:  # the store may be briefly unreachable (PostgreSQL restart)
+                log.warning("could not persist node last-seen times: %s", exc)
+
+    def close(self) -> None:
+        self._db_thread.shutdown(wait=True)
+        self.store.close()

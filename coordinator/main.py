@@ -1,0 +1,86 @@
+"""octobot-coordinator: serve the Admin, Node and Stats APIs over one store.
+
+    octobot-coordinator --listen 127.0.0.1:7400 --db sqlite:///octobot.db
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+from octobot import rpc
+from octobot.coordinator.admin_service import AdminService
+from octobot.coordinator.app import Coordinator
+from octobot.coordinator.node_service import NodeService
+from octobot.coordinator.sessions import Liveness
+from octobot.coordinator.stats_service import StatsService
+from octobot.coordinator.store import Store
+from octobot.logs import setup_logging
+from octobot.v1 import admin_pb2, admin_pb2_grpc, node_pb2, node_pb2_grpc, stats_pb2, stats_pb2_grpc
+
+log = logging.getLogger("octobot.coordinator")
+
+SERVICE_NAMES = [
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+    stats_pb2.DESCRIPTOR.services_by_name["StatsService"].full_name,
+]
+
+
+async def serve(listen: str, db: str, liveness: Liveness, port_file: str | None) -> None:
+    try:
+        store = Store.open(db)
+    except Exception as exc:  # bad URL, unreachable database: one line, not a traceback
+        raise click.ClickException(f"cannot open store {db}: {exc}") from None
+    app = Coordinator(store, liveness)
+    admin = AdminService(app)
+    server, port = await rpc.make_server(listen, [
+        lambda s: admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, s),
+        lambda s: node_pb2_grpc.add_NodeServiceServicer_to_server(NodeService(app), s),
+        lambda s: stats_pb2_grpc.add_StatsServiceServicer_to_server(StatsService(app), s),
+    ], SERVICE_NAMES)
+    await server.start()
+    host = listen.rsplit(":", 1)[0]
+    log.info("coordinator listening on %s:%d, store %s", host, port, store.engine.url.render_as_string(hide_password=True))
+    if port_file:
+        with open(port_file, "w") as f:
+            f.write(str(port))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    persist = asyncio.create_task(app.persist_last_seen(every=5.0))
+    await stop.wait()
+    log.info("shutting down")
+    persist.cancel()
+    await server.stop(grace=2.0)
+    admin.close()
+    app.close()
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--listen", default="127.0.0.1:7400", show_default=True, help="host:port for gRPC (port 0 picks one)")
+@click.option("--db", default="sqlite:///octobot.db", show_default=True, envvar="OCTOBOT_DB",
+              help="store URL: sqlite:///file.db or postgresql+psycopg://user@host/db")
+@click.option("--suspect-after", default=5.0, show_default=True, help="seconds without heartbeat before a node is suspect")
+@click.option("--down-after", default=15.0, show_default=True, help="seconds without heartbeat before a node is down")
+@click.option("--port-file", default=None, help="write the bound port here once listening")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def main(listen: str, db: str, suspect_after: float, down_after: float, port_file: str | None, log_level: str) -> None:
+    """Run the Octobot coordinator."""
+    setup_logging(log_level)
+    if down_after <= suspect_after:
+        raise click.BadParameter("--down-after must be larger than --suspect-after")
+    try:
+        asyncio.run(serve(listen, db, Liveness(suspect_after, down_after), port_file))
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""NodeService: the long-lived stream each node keeps open."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from octobot.coordinator.app import Coordinator
+from octobot.coordinator.planner import plan
+from octobot.coordinator.sessions import NodeSession
+from octobot.coordinator.store import NodeRecord
+from octobot.v1 import node_pb2, node_pb2_grpc
+
+log = logging.getLogger("octobot.coordinator.nodes")
+
+
+class NodeService(node_pb2_grpc.NodeServiceServicer):
+    def __init__(self, app: Coordinator) -> None:
+        self.app = app
+
+    async def Connect(self, request_iterator: AsyncIterator[node_pb2.NodeMessage],
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[node_pb2.CoordinatorMessage]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("kind") != "hello" or not first.hello.node_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello with a node_id")
+        hello = first.hello
+        record = await self.app.db(self.app.store.register_node, NodeRecord(
+            node_id=hello.node_id, hostname=hello.hostname, labels=dict(hello.labels),
+            version=hello.version, tasks=list(hello.tasks)))
+        session = NodeSession(record=record, applied_generation=hello.applied_generation)
+        self.app.sessions.attach(session)
+        log.info("node %s connected from %s (labels %s, pid %d)", record.node_id, context.peer(),
+                 record.labels, hello.pid)
+        queues = await self.app.db(self.app.store.list_queues)
+        generation = await self.app.db(self.app.store.generation)
+        # The full snapshot on connect corrects whatever the node missed.
+        session.sent = plan(record.labels, record.draining, queues, generation)
+        yield node_pb2.CoordinatorMessage(assignment=session.sent)
+
+        reader = asyncio.create_task(self._read(session, request_iterator))
+        try:
+            while True:
+                outgoing = asyncio.create_task(session.outbox.get())
+                done, _ = await asyncio.wait({outgoing, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if outgoing in done:
+                    yield outgoing.result()
+                else:
+                    outgoing.cancel()
+                    break
+        finally:
+            reader.cancel()
+            self.app.sessions.detach(session)
+            log.info("node %s disconnected", record.node_id)
+
+    async def _read(self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.NodeMessage]) -> None:
+        try:
+            async for msg in request_iterator:
+                session.last_heartbeat = time.monotonic()
+                session.last_seen_wall = time.time()
+                kind = msg.WhichOneof("kind")
+                if kind == "heartbeat":
+                    session.heartbeat = msg.heartbeat
+                elif kind == "stats":
+                    self.app.stats.ingest(session.record.node_id, msg.stats)
+                elif kind == "applied":
+                    session.applied_generation = msg.applied.generation
+        except grpc.aio.AioRpcError:
+            pass  # the node went away; the caller cleans up

@@ -1,0 +1,97 @@
+"""Live node sessions: who is connected, their heartbeats, and pushing
+assignments to them.
+
+Liveness is kept in memory (heartbeats are frequent); the store only gets a
+node's record on Hello and its last-seen time every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from octobot.coordinator.planner import plan, same_work
+from octobot.coordinator.store import NodeRecord
+from octobot.v1 import admin_pb2, node_pb2, queue_pb2
+
+
+@dataclass(slots=True)
+class Liveness:
+    """Heartbeat ages after which a node is suspect, then down."""
+
+    suspect_after: float = 5.0
+    down_after: float = 15.0
+
+    def state(self, age: float | None) -> admin_pb2.NodeState:
+        if age is None or age >= self.down_after:
+            return admin_pb2.NODE_STATE_DOWN
+        if age >= self.suspect_after:
+            return admin_pb2.NODE_STATE_SUSPECT
+        return admin_pb2.NODE_STATE_UP
+
+
+@dataclass(eq=False)
+class NodeSession:
+    """One connected node's stream."""
+
+    record: NodeRecord
+    outbox: asyncio.Queue[node_pb2.CoordinatorMessage] = field(default_factory=asyncio.Queue)
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    last_seen_wall: float = field(default_factory=time.time)
+    heartbeat: node_pb2.Heartbeat = field(default_factory=node_pb2.Heartbeat)
+    applied_generation: int = 0
+    sent: queue_pb2.Assignment | None = None
+
+    def send_if_changed(self, assignment: queue_pb2.Assignment) -> None:
+        if not same_work(assignment, self.sent):
+            self.sent = assignment
+            self.outbox.put_nowait(node_pb2.CoordinatorMessage(assignment=assignment))
+
+
+class Sessions:
+    """All connected nodes, by node id."""
+
+    def __init__(self, liveness: Liveness) -> None:
+        self.liveness = liveness
+        self._by_id: dict[str, NodeSession] = {}
+
+    def attach(self, session: NodeSession) -> None:
+        # A reconnecting node may arrive before its old stream is noticed dead.
+        self._by_id[session.record.node_id] = session
+
+    def detach(self, session: NodeSession) -> None:
+        if self._by_id.get(session.record.node_id) is session:
+            del self._by_id[session.record.node_id]
+
+    def get(self, node_id: str) -> NodeSession | None:
+        return self._by_id.get(node_id)
+
+    def all(self) -> list[NodeSession]:
+        return list(self._by_id.values())
+
+    def push(self, queues: list[queue_pb2.QueueSpec], generation: int) -> None:
+        """Send every session whose work changed its new full assignment."""
+        for session in self._by_id.values():
+            session.send_if_changed(plan(session.record.labels, session.record.draining, queues, generation))
+
+    def state(self, node_id: str) -> admin_pb2.NodeState:
+        session = self._by_id.get(node_id)
+        return self.liveness.state(None if session is None else time.monotonic() - session.last_heartbeat)
+
+    def node_info(self, record: NodeRecord) -> admin_pb2.NodeInfo:
+        """What admin clients see of a node: its record merged with its live session."""
+        session = self._by_id.get(record.node_id)
+        info = admin_pb2.NodeInfo(
+            node_id=record.node_id, hostname=record.hostname, labels=record.labels, version=record.version,
+            tasks=record.tasks, state=self.state(record.node_id), draining=record.draining)
+        info.registered_at.FromNanoseconds(int(record.registered_at * 1e9))
+        last_seen = record.last_seen
+        if session is not None:
+            last_seen = session.last_seen_wall
+            info.applied_generation = session.applied_generation
+            info.assigned_generation = session.sent.generation if session.sent else 0
+            info.drained = session.heartbeat.drained
+            info.queues.extend(session.heartbeat.queues)
+        info.last_seen.FromNanoseconds(int(last_seen * 1e9))
+        return info

@@ -1,0 +1,261 @@
+"""The coordinator's store: queues, nodes, the generation counter and the audit
+log, in SQLite (embedded default, WAL) or PostgreSQL, behind one class.
+
+    store = Store.open("sqlite:///octobot.db")   # runs Alembic migrations
+    spec = store.create_queue(spec, actor="127.0.0.1")
+
+Every write is one transaction; queue changes bump the generation in the same
+transaction, so a generation always names one consistent desired state. ORM
+rows never leave this module: callers get protobuf messages and dataclasses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow
+from octobot.v1 import admin_pb2, queue_pb2
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+# QueueSpec fields the store keeps as columns (everything but timestamps).
+QUEUE_FIELDS = ("backend", "url", "priority", "concurrency", "selector", "max_retries",
+                "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options")
+
+
+class NotFound(LookupError):
+    pass
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    node_id: str
+    hostname: str
+    labels: dict[str, str]
+    version: str
+    tasks: list[str] = field(default_factory=list)
+    registered_at: float = 0.0
+    last_seen: float = 0.0
+    draining: bool = False
+
+
+def normalize_db_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and pick the psycopg 3 driver for it."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _engine(url: str) -> Engine:
+    url = normalize_db_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets readers work while a writer commits.
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5)
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest Alembic revision."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _queue_to_proto(row: QueueRow) -> queue_pb2.QueueSpec:
+    spec = queue_pb2.QueueSpec(
+        name=row.name, backend=row.backend, url=row.url, priority=row.priority,
+        concurrency=row.concurrency, selector=row.selector, max_retries=row.max_retries,
+        retry_backoff=row.retry_backoff, task_timeout=row.task_timeout, paused=row.paused,
+        max_message_bytes=row.max_message_bytes, options=row.options or {})
+    spec.created_at.FromNanoseconds(int(row.created_at * 1e9))
+    spec.updated_at.FromNanoseconds(int(row.updated_at * 1e9))
+    return spec
+
+
+def _queue_values(spec: queue_pb2.QueueSpec) -> dict[str, Any]:
+    values = {f: getattr(spec, f) for f in QUEUE_FIELDS}
+    values["options"] = dict(spec.options)
+    return values
+
+
+def _node_record(row: NodeRow) -> NodeRecord:
+    return NodeRecord(node_id=row.node_id, hostname=row.hostname, labels=dict(row.labels or {}),
+                      version=row.version, tasks=list(row.tasks or []),
+                      registered_at=row.registered_at, last_seen=row.last_seen, draining=row.draining)
+
+
+class Store:
+    """Durable desired state. Thread-safe: one session per call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        engine = _engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    @staticmethod
+    def _bump_generation(session: Session) -> int:
+        row = session.get(CounterRow, "generation", with_for_update=True)
+        if row is None:
+            row = CounterRow(name="generation", value=0)
+            session.add(row)
+        row.value += 1
+        return row.value
+
+    @staticmethod
+    def _audit(session: Session, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        session.add(AuditRow(at=time.time(), actor=actor, action=action, target=target,
+                             detail=json.dumps(detail, sort_keys=True, default=str)))
+
+    # -- queues -----------------------------------------------------------
+
+    def generation(self) -> int:
+        with self._tx() as session:
+            row = session.get(CounterRow, "generation")
+            return row.value if row else 0
+
+    def create_queue(self, spec: queue_pb2.QueueSpec, actor: str) -> tuple[queue_pb2.QueueSpec, int]:
+        """Insert a queue; return it and the new generation."""
+        now = time.time()
+        try:
+            with self._tx() as session:
+                if session.get(QueueRow, spec.name) is not None:
+                    raise AlreadyExists(f"queue {spec.name!r} already exists")
+                row = QueueRow(name=spec.name, created_at=now, updated_at=now, **_queue_values(spec))
+                session.add(row)
+                session.flush()
+                generation = self._bump_generation(session)
+                self._audit(session, actor, "queue.create", spec.name, _queue_values(spec))
+                return _queue_to_proto(row), generation
+        except IntegrityError:
+            # Two creators raced past the check above.
+            raise AlreadyExists(f"queue {spec.name!r} already exists") from None
+
+    def update_queue(self, name: str, changes: dict[str, Any], actor: str) -> tuple[queue_pb2.QueueSpec, int]:
+        """Set the given QueueSpec fields; return the queue and the new generation."""
+        with self._tx() as session:
+            row = session.get(QueueRow, name, with_for_update=True)
+            if row is None:
+                raise NotFound(f"queue {name!r} not found")
+            before = {k: getattr(row, k) for k in changes}
+            for key, value in changes.items():
+                setattr(row, key, value)
+            row.updated_at = time.time()
+            generation = self._bump_generation(session)
+            self._audit(session, actor, "queue.update", name, {"before": before, "after": changes})
+            return _queue_to_proto(row), generation
+
+    def delete_queue(self, name: str, actor: str) -> int:
+        with self._tx() as session:
+            row = session.get(QueueRow, name, with_for_update=True)
+            if row is None:
+                raise NotFound(f"queue {name!r} not found")
+            session.delete(row)
+            generation = self._bump_generation(session)
+            self._audit(session, actor, "queue.delete", name, {})
+            return generation
+
+    def get_queue(self, name: str) -> queue_pb2.QueueSpec:
+        with self._tx() as session:
+            row = session.get(QueueRow, name)
+            if row is None:
+                raise NotFound(f"queue {name!r} not found")
+            return _queue_to_proto(row)
+
+    def list_queues(self) -> list[queue_pb2.QueueSpec]:
+        with self._tx() as session:
+            return [_queue_to_proto(r) for r in session.scalars(select(QueueRow).order_by(QueueRow.name))]
+
+    # -- nodes ------------------------------------------------------------
+
+    def register_node(self, node: NodeRecord) -> NodeRecord:
+        """Insert or refresh a node on Hello; keeps its registration time and drain flag."""
+        now = time.time()
+        with self._tx() as session:
+            row = session.get(NodeRow, node.node_id)
+            if row is None:
+                row = NodeRow(node_id=node.node_id, registered_at=now, draining=False)
+                session.add(row)
+            row.hostname, row.labels, row.version = node.hostname, node.labels, node.version
+            row.tasks, row.last_seen = node.tasks, now
+            session.flush()
+            return _node_record(row)
+
+    def touch_nodes(self, last_seen: dict[str, float]) -> None:
+        """Persist last-seen times in one transaction (called periodically, not per heartbeat)."""
+        if not last_seen:
+            return
+        with self._tx() as session:
+            for row in session.scalars(select(NodeRow).where(NodeRow.node_id.in_(last_seen))):
+                row.last_seen = last_seen[row.node_id]
+
+    def set_draining(self, node_id: str, draining: bool, actor: str) -> tuple[NodeRecord, int]:
+        with self._tx() as session:
+            row = session.get(NodeRow, node_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"node {node_id!r} not found")
+            row.draining = draining
+            generation = self._bump_generation(session)
+            self._audit(session, actor, "node.drain" if draining else "node.undrain", node_id, {})
+            return _node_record(row), generation
+
+    def get_node(self, node_id: str) -> NodeRecord:
+        with self._tx() as session:
+            row = session.get(NodeRow, node_id)
+            if row is None:
+                raise NotFound(f"node {node_id!r} not found")
+            return _node_record(row)
+
+    def list_nodes(self) -> list[NodeRecord]:
+        with self._tx() as session:
+            return [_node_record(r) for r in session.scalars(select(NodeRow).order_by(NodeRow.node_id))]
+
+    # -- audit ------------------------------------------------------------
+
+    def list_audit(self, limit: int) -> list[admin_pb2.AuditEntry]:
+        with self._tx() as session:
+            rows = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
+            entries = []
+            for r in rows:
+                entry = admin_pb2.AuditEntry(id=r.id, actor=r.actor, action=r.action, target=r.target,
+                                             detail=r.detail)
+                entry.at.FromNanoseconds(int(r.at * 1e9))
+                entries.append(entry)
+            return entries

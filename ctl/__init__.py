@@ -1,0 +1,1 @@
+"""octoctl: the operator's command line."""

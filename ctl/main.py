@@ -1,0 +1,364 @@
+"""octoctl: drive an Octobot cluster through the coordinator.
+
+    octoctl queue add emails --backend redis --priority 8
+    octoctl enqueue emails emails.send --args '["a@example.com"]'
+    octoctl stats
+
+Exit codes: 0 success, 1 the coordinator refused the request (invalid,
+not found, already exists), 2 bad usage, 3 coordinator unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from typing import IO, Any, TypeVar
+
+import click
+import grpc
+
+from octobot import rpc
+from octobot.ctl.output import emit, fields, to_dict
+from octobot.selector import parse_labels
+from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2, stats_pb2, stats_pb2_grpc
+
+F = TypeVar("F", bound=Callable[..., Any])
+TIMEOUT = 15.0
+ENQUEUE_BATCH = 1000
+STATES = {admin_pb2.NODE_STATE_UP: "up", admin_pb2.NODE_STATE_SUSPECT: "suspect", admin_pb2.NODE_STATE_DOWN: "down"}
+
+
+class Refused(click.ClickException):
+    exit_code = 1
+
+
+class Unreachable(click.ClickException):
+    exit_code = 3
+
+
+class Cluster:
+    """Stubs for one coordinator, made on first use."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    @cached_property
+    def _channel(self) -> grpc.Channel:
+        return rpc.make_channel(self.target)
+
+    @cached_property
+    def admin(self) -> admin_pb2_grpc.AdminServiceStub:
+        return admin_pb2_grpc.AdminServiceStub(self._channel)
+
+    @cached_property
+    def stats(self) -> stats_pb2_grpc.StatsServiceStub:
+        return stats_pb2_grpc.StatsServiceStub(self._channel)
+
+    def call(self, method: Callable[..., Any], request: Any) -> Any:
+        try:
+            return method(request, timeout=TIMEOUT)
+        except grpc.RpcError as exc:
+            code, details = exc.code(), exc.details()  # type: ignore[attr-defined]
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise Unreachable(f"cannot reach coordinator at {self.target}: {details}") from None
+            raise Refused(details or code.name) from None
+
+
+pass_cluster = click.make_pass_decorator(Cluster)
+
+
+def output_option(fn: F) -> F:
+    return click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+                        show_default=True, help="output format")(fn)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--coordinator", envvar="OCTOBOT_COORDINATOR", default="127.0.0.1:7400", show_default=True,
+              help="coordinator host:port (env OCTOBOT_COORDINATOR)")
+@click.pass_context
+def cli(ctx: click.Context, coordinator: str) -> None:
+    """Operate an Octobot cluster."""
+    ctx.obj = Cluster(coordinator)
+
+
+# -- queues -----------------------------------------------------------------
+
+@cli.group()
+def queue() -> None:
+    """Create, change and inspect queues."""
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, str]:
+    try:
+        return parse_labels(list(pairs))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--option") from None
+
+
+# Options shared by `queue add` and `queue set`: (flag, QueueSpec field, type, help).
+SPEC_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--backend", "backend", str, "broker backend: redis, amqp, beanstalk, sqlite"),
+    ("--url", "url", str, "broker URL (default: the backend's local default)"),
+    ("--priority", "priority", int, "1 (lowest) to 10 (highest), default 5"),
+    ("--concurrency", "concurrency", int, "worker threads per node, default 4"),
+    ("--selector", "selector", str, "node label selector, e.g. 'dc=us-east'"),
+    ("--max-retries", "max_retries", int, "retries before dead-lettering, default 3"),
+    ("--retry-backoff", "retry_backoff", float, "first retry delay in seconds, default 1"),
+    ("--task-timeout", "task_timeout", float, "seconds a task may run, 0 = no limit"),
+    ("--max-message-bytes", "max_message_bytes", int, "larger messages are dead-lettered, default 1 MiB"),
+]
+
+
+def spec_options(fn: F) -> F:
+    for flag, _, kind, help_text in reversed(SPEC_OPTIONS):
+        fn = click.option(flag, type=kind, default=None, help=help_text)(fn)
+    return click.option("--option", "options", multiple=True, help="backend option key=value (repeatable)")(fn)
+
+
+def _spec_from(name: str, values: dict[str, Any], options: tuple[str, ...]) -> tuple[queue_pb2.QueueSpec, list[str]]:
+    """The QueueSpec the flags describe and the fields they set."""
+    spec = queue_pb2.QueueSpec(name=name)
+    paths = []
+    for _, field, _, _ in SPEC_OPTIONS:
+        if values.get(field) is not None:
+            setattr(spec, field, values[field])
+            paths.append(field)
+    if options:
+        spec.options.update(_options(options))
+        paths.append("options")
+    return spec, paths
+
+
+def _queue_row(q: queue_pb2.QueueSpec) -> list[Any]:
+    return [q.name, q.backend, q.url, q.priority, q.concurrency, q.selector or "*", "yes" if q.paused else "no"]
+
+
+QUEUE_COLUMNS = ["NAME", "BACKEND", "URL", "PRIORITY", "CONCURRENCY", "SELECTOR", "PAUSED"]
+
+
+@queue.command("add")
+@click.argument("name")
+@spec_options
+@click.option("--paused", is_flag=True, help="create the queue paused")
+@output_option
+@pass_cluster
+def queue_add(cluster: Cluster, name: str, options: tuple[str, ...], paused: bool, output: str, **values: Any) -> None:
+    """Create a queue; nodes matching its selector start consuming it."""
+    if values.get("backend") is None:
+        raise click.UsageError("--backend is required (redis, amqp, beanstalk, sqlite)")
+    spec, _ = _spec_from(name, values, options)
+    spec.paused = paused
+    created = cluster.call(cluster.admin.CreateQueue, admin_pb2.CreateQueueRequest(queue=spec)).queue
+    emit(output, to_dict(created), QUEUE_COLUMNS, [_queue_row(created)])
+
+
+@queue.command("set")
+@click.argument("name")
+@spec_options
+@output_option
+@pass_cluster
+def queue_set(cluster: Cluster, name: str, options: tuple[str, ...], output: str, **values: Any) -> None:
+    """Change a queue; running nodes apply it without restart."""
+    spec, paths = _spec_from(name, values, options)
+    if not paths:
+        raise click.UsageError("nothing to change: give at least one option such as --concurrency")
+    updated = cluster.call(cluster.admin.UpdateQueue, admin_pb2.UpdateQueueRequest(queue=spec, update_paths=paths)).queue
+    emit(output, to_dict(updated), QUEUE_COLUMNS, [_queue_row(updated)])
+
+
+@queue.command("list")
+@output_option
+@pass_cluster
+def queue_list(cluster: Cluster, output: str) -> None:
+    """List queues."""
+    queues = cluster.call(cluster.admin.ListQueues, admin_pb2.ListQueuesRequest()).queues
+    emit(output, [to_dict(q) for q in queues], QUEUE_COLUMNS, [_queue_row(q) for q in queues])
+
+
+@queue.command("show")
+@click.argument("name")
+@output_option
+@pass_cluster
+def queue_show(cluster: Cluster, name: str, output: str) -> None:
+    """Show a queue and the nodes running it."""
+    resp = cluster.call(cluster.admin.GetQueue, admin_pb2.GetQueueRequest(name=name))
+    data = to_dict(resp.queue)
+    data["nodes"] = [{"node": p.node_id, "state": STATES.get(p.state, "?"), "applied_generation": p.applied_generation,
+                      "workers": p.status.workers, "in_flight": p.status.in_flight,
+                      "connected": p.status.connected} for p in resp.placements]
+    fields(output, data)
+
+
+def _queue_verb(verb: str, rpc_name: str, request_type: Any, done: str, help_text: str) -> None:
+    @queue.command(verb, help=help_text)
+    @click.argument("name")
+    @pass_cluster
+    def command(cluster: Cluster, name: str) -> None:
+        cluster.call(getattr(cluster.admin, rpc_name), request_type(name=name))
+        click.echo(f"queue {name} {done}")
+
+
+_queue_verb("rm", "DeleteQueue", admin_pb2.DeleteQueueRequest, "removed", "Delete a queue; nodes stop consuming it.")
+_queue_verb("pause", "PauseQueue", admin_pb2.PauseQueueRequest, "paused",
+            "Stop fetching from a queue (messages stay in the broker).")
+_queue_verb("resume", "ResumeQueue", admin_pb2.ResumeQueueRequest, "resumed", "Resume fetching from a paused queue.")
+
+
+# -- nodes ------------------------------------------------------------------
+
+@cli.group()
+def node() -> None:
+    """Inspect and drain worker nodes."""
+
+
+NODE_COLUMNS = ["NODE", "STATE", "LABELS", "QUEUES", "IN-FLIGHT", "GENERATION", "LAST SEEN"]
+
+
+def _node_row(n: admin_pb2.NodeInfo) -> list[Any]:
+    labels = ",".join(f"{k}={v}" for k, v in sorted(n.labels.items()))
+    state = STATES.get(n.state, "?") + (" (drained)" if n.drained else " (draining)" if n.draining else "")
+    return [n.node_id, state, labels, ",".join(q.queue for q in n.queues), sum(q.in_flight for q in n.queues),
+            n.applied_generation, n.last_seen.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")]
+
+
+@node.command("list")
+@output_option
+@pass_cluster
+def node_list(cluster: Cluster, output: str) -> None:
+    """List nodes and their liveness."""
+    nodes = cluster.call(cluster.admin.ListNodes, admin_pb2.ListNodesRequest()).nodes
+    emit(output, [to_dict(n) for n in nodes], NODE_COLUMNS, [_node_row(n) for n in nodes])
+
+
+@node.command("show")
+@click.argument("node_id")
+@output_option
+@pass_cluster
+def node_show(cluster: Cluster, node_id: str, output: str) -> None:
+    """Show one node, with what each of its queues is doing."""
+    info = cluster.call(cluster.admin.GetNode, admin_pb2.GetNodeRequest(node_id=node_id)).node
+    data = to_dict(info)
+    data["state"] = STATES.get(info.state, "?")
+    fields(output, data)
+
+
+@node.command("drain")
+@click.argument("node_id")
+@pass_cluster
+def node_drain(cluster: Cluster, node_id: str) -> None:
+    """Stop fetching on a node; running tasks finish."""
+    cluster.call(cluster.admin.DrainNode, admin_pb2.DrainNodeRequest(node_id=node_id))
+    click.echo(f"node {node_id} draining")
+
+
+# -- messages ---------------------------------------------------------------
+
+def _json_arg(text: str, kind: type, flag: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=flag) from None
+    if not isinstance(value, kind):
+        raise click.BadParameter(f"must be a JSON {'list' if kind is list else 'object'}", param_hint=flag)
+    return value
+
+
+def _batches(lines: IO[str]) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for line in lines:
+        if line.strip():
+            batch.append(line.strip().encode())
+            if len(batch) == ENQUEUE_BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+@cli.command()
+@click.argument("queue_name", metavar="QUEUE")
+@click.argument("task", required=False)
+@click.option("--args", "args_json", default="[]", help="positional arguments as a JSON list")
+@click.option("--kwargs", "kwargs_json", default="{}", help="keyword arguments as a JSON object")
+@click.option("--max-retries", type=int, default=None, help="override the queue's max retries for this message")
+@click.option("-f", "--file", "file", type=click.File("r"), default=None,
+              help="enqueue one JSON envelope per line from FILE ('-' for stdin)")
+@pass_cluster
+def enqueue(cluster: Cluster, queue_name: str, task: str | None, args_json: str, kwargs_json: str,
+            max_retries: int | None, file: IO[str] | None) -> None:
+    """Put a task message (or a file of them) on a queue."""
+    if (task is None) == (file is None):
+        raise click.UsageError("give either TASK or -f FILE")
+    if file is not None:
+        total = 0
+        for batch in _batches(file):
+            total += len(cluster.call(cluster.admin.Enqueue, admin_pb2.EnqueueRequest(queue=queue_name, messages=batch)).ids)
+        click.echo(f"enqueued {total} messages on {queue_name}")
+        return
+    envelope: dict[str, Any] = {"task": task, "args": _json_arg(args_json, list, "--args"),
+                                "kwargs": _json_arg(kwargs_json, dict, "--kwargs")}
+    if max_retries is not None:
+        envelope["max_retries"] = max_retries
+    resp = cluster.call(cluster.admin.Enqueue,
+                        admin_pb2.EnqueueRequest(queue=queue_name, messages=[json.dumps(envelope).encode()]))
+    click.echo(resp.ids[0])
+
+
+# -- stats and history ------------------------------------------------------
+
+STATS_COLUMNS = ["QUEUE", "GROUP", "RATE/S", "SUCCEEDED", "FAILED", "RETRIED", "DEAD", "REJECTED", "IN-FLIGHT",
+                 "BACKLOG", "RUN P50", "RUN P99", "E2E P99"]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}ms"
+
+
+@cli.command()
+@click.option("--queue", "queue_name", default=None, help="only this queue")
+@click.option("--by", default="", help="group rows by 'node' or a node label such as 'dc'")
+@click.option("--window", default="1m", show_default=True, help="time window: 10s, 1m, 15m")
+@output_option
+@pass_cluster
+def stats(cluster: Cluster, queue_name: str | None, by: str, window: str, output: str) -> None:
+    """Throughput, outcomes and latency per queue."""
+    if queue_name:
+        rows = cluster.call(cluster.stats.GetQueue,
+                            stats_pb2.GetQueueStatsRequest(queue=queue_name, window=window, by=by)).rows
+    else:
+        rows = cluster.call(cluster.stats.GetCluster, stats_pb2.GetClusterRequest(window=window, by=by)).queues
+    emit(output, [to_dict(r) for r in rows], STATS_COLUMNS, [
+        [r.queue, r.group or "-", f"{r.rate:.1f}", r.succeeded, r.failed, r.retried, r.dead_lettered, r.rejected,
+         r.in_flight, r.backlog, _ms(r.run_p50), _ms(r.run_p99), _ms(r.e2e_p99)] for r in rows])
+
+
+@cli.command()
+@click.option("--limit", default=50, show_default=True, help="newest entries to show")
+@output_option
+@pass_cluster
+def history(cluster: Cluster, limit: int, output: str) -> None:
+    """The audit log of admin changes, newest first."""
+    entries = cluster.call(cluster.admin.ListAudit, admin_pb2.ListAuditRequest(limit=limit)).entries
+    emit(output, [to_dict(e) for e in entries], ["AT", "ACTOR", "ACTION", "TARGET", "DETAIL"],
+         [[e.at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.action, e.target, e.detail] for e in entries])
+
+
+def main() -> None:
+    """Entry point: every error is one line on stderr and a trustworthy exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

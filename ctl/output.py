@@ -1,0 +1,43 @@
+"""Printing results as a table (rich) or JSON, the same way for every command."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def to_dict(msg: Message) -> dict[str, Any]:
+    return MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def emit(output: str, data: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print ``data`` as JSON, or ``rows`` under ``columns`` as a table."""
+    if output == "json":
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def fields(output: str, data: dict[str, Any]) -> None:
+    """Print one object: JSON, or key/value lines."""
+    if output == "json":
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, sort_keys=True)
+        console.print(f"{key + ':':<{width + 1}} {value}", markup=False)

@@ -1,0 +1,1 @@
+"""The worker node: a session with the coordinator, consumers per queue, tasks."""

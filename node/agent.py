@@ -1,0 +1,114 @@
+"""The agent: applies assignments to queue runners and reports what they do.
+
+Assignments are full snapshots; applying one starts runners for new queues,
+stops runners for queues no longer listed (their in-flight work finishes),
+and updates the rest in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from octobot import backends
+from octobot.backends import Backend
+from octobot.node.runner import QueueRunner, visibility_timeout
+from octobot.node.state import StateDir
+from octobot.v1 import node_pb2, queue_pb2
+
+log = logging.getLogger("octobot.node")
+
+
+def _binding(spec: queue_pb2.QueueSpec) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """What a runner's broker connection depends on; a change means a new runner."""
+    return spec.backend, spec.url, tuple(sorted(spec.options.items()))
+
+
+class Agent:
+    def __init__(self, state: StateDir, drain_timeout: float = 30.0) -> None:
+        self.state = state
+        self.node_id = state.node_id()
+        self.drain_timeout = drain_timeout
+        self._lock = threading.Lock()
+        self._runners: dict[str, QueueRunner] = {}
+        # Runners being stopped in the background, until their tasks finish.
+        self._stopping: set[QueueRunner] = set()
+        self.generation = 0
+        self.draining = False
+
+    def start_from_cache(self) -> None:
+        """Resume the last assignment, so work goes on without a coordinator."""
+        cached = self.state.load_assignment()
+        if cached is not None:
+            log.info("resuming cached assignment generation %d (%d queues)", cached.generation, len(cached.queues))
+            self.apply(cached)
+
+    def apply(self, assignment: queue_pb2.Assignment) -> None:
+        with self._lock:
+            self.draining = assignment.drain
+            wanted = {q.name: q for q in assignment.queues}
+            for name in list(self._runners):
+                spec = wanted.get(name)
+                if spec is None or _binding(spec) != _binding(self._runners[name].spec):
+                    self._stop_later(self._runners.pop(name))
+            for name, spec in wanted.items():
+                runner = self._runners.get(name)
+                if runner is None:
+                    try:
+                        runner = QueueRunner(spec, self._open_backend)
+                    except Exception as exc:  # a broken spec must not stop the other queues
+                        log.error("cannot start queue %s: %s", name, exc)
+                        continue
+                    self._runners[name] = runner
+                    runner.start()
+                    log.info("queue %s started: %s %s, concurrency %d", name, spec.backend, spec.url, spec.concurrency)
+                elif runner.spec != spec:
+                    runner.update(spec)
+                    log.info("queue %s updated: concurrency %d, paused %s", name, spec.concurrency, spec.paused)
+            self.generation = assignment.generation
+            self.state.save_assignment(assignment)
+
+    def _open_backend(self, spec: queue_pb2.QueueSpec) -> Backend:
+        return backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options),
+                                     consumer_name=self.node_id, visibility_timeout=visibility_timeout(spec))
+
+    def _stop_later(self, runner: QueueRunner) -> None:
+        """Stop a runner without blocking the session: its tasks finish in the background."""
+        self._stopping.add(runner)
+
+        def stop() -> None:
+            runner.stop()
+            log.info("queue %s stopped", runner.spec.name)
+            with self._lock:
+                self._stopping.discard(runner)
+
+        threading.Thread(target=stop, name=f"stop-{runner.spec.name}", daemon=True).start()
+
+    def heartbeat(self) -> node_pb2.Heartbeat:
+        with self._lock:
+            queues = [r.status() for r in self._runners.values()]
+            drained = self.draining and not self._runners and not self._stopping
+        return node_pb2.Heartbeat(queues=queues, drained=drained)
+
+    def stats(self) -> node_pb2.StatsReport:
+        with self._lock:
+            runners = list(self._runners.values()) + list(self._stopping)
+        report = node_pb2.StatsReport(samples=[r.sample() for r in runners])
+        report.at.GetCurrentTime()
+        return report
+
+    def shutdown(self) -> None:
+        """Stop fetching everywhere, give unstarted messages back, and wait up to
+        the drain timeout for running tasks."""
+        with self._lock:
+            runners = list(self._runners.values())
+            self._runners.clear()
+        stops = [threading.Thread(target=r.stop, args=(self.drain_timeout,)) for r in runners]
+        for t in stops:
+            t.start()
+        for t in stops:
+            t.join()
+        unfinished = sum(r.in_flight for r in runners)
+        if unfinished:
+            log.warning("drain timeout: %d tasks still running are left unacked; the broker redelivers them",
+                        unfinished)

@@ -1,0 +1,82 @@
+"""Running one message: decode, look up the task, run it, then ack, retry
+or dead-letter. The message is acked only after the task has finished."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import traceback
+
+from octobot import tasks
+from octobot.backends import Backend, BrokerUnavailable, Delivery
+from octobot.envelope import BadMessage, Envelope
+from octobot.node.metrics import QueueMetrics
+from octobot.v1 import queue_pb2
+
+log = logging.getLogger("octobot.node.execute")
+
+MAX_BACKOFF = 3600.0
+
+
+def retry_delay(base: float, attempt: int) -> float:
+    """Exponential backoff with full jitter around the nominal delay."""
+    nominal = min(MAX_BACKOFF, base * (2 ** attempt))
+    return nominal * random.uniform(0.5, 1.5)
+
+
+def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, metrics: QueueMetrics) -> None:
+    try:
+        envelope = Envelope.parse(delivery.body, spec.max_message_bytes)
+    except BadMessage as exc:
+        _reject(delivery, backend, metrics, exc.reason)
+        return
+    fn = tasks.lookup(envelope.task)
+    if fn is None:
+        _reject(delivery, backend, metrics, f"unknown task {envelope.task!r}")
+        return
+
+    started = time.time()
+    try:
+        fn(*envelope.args, **envelope.kwargs)
+    except Exception as exc:
+        ended = time.time()
+        metrics.finished(False, ended - started, ended - envelope.enqueued_at if envelope.enqueued_at else None)
+        _failed(delivery, spec, backend, metrics, envelope, exc)
+        return
+    ended = time.time()
+    metrics.finished(True, ended - started, ended - envelope.enqueued_at if envelope.enqueued_at else None)
+    _settle(backend, "ack", [delivery])
+
+
+def _failed(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, metrics: QueueMetrics,
+            envelope: Envelope, exc: Exception) -> None:
+    max_retries = spec.max_retries if envelope.max_retries is None else envelope.max_retries
+    if envelope.attempt < max_retries:
+        delay = retry_delay(spec.retry_backoff, envelope.attempt)
+        log.info("task %s (%s) failed on attempt %d, retrying in %.1fs: %r",
+                 envelope.task, envelope.id, envelope.attempt + 1, delay, exc)
+        if _settle(backend, "retry", delivery, envelope.next_attempt().encode(), delay):
+            metrics.count(retried=1)
+        return
+    reason = f"failed after {envelope.attempt + 1} attempt(s): {type(exc).__name__}: {exc}"
+    log.warning("task %s (%s) dead-lettered: %s", envelope.task, envelope.id, reason)
+    if _settle(backend, "dead_letter", delivery, reason, traceback.format_exc()):
+        metrics.count(dead_lettered=1)
+
+
+def _reject(delivery: Delivery, backend: Backend, metrics: QueueMetrics, reason: str) -> None:
+    log.warning("message on %s dead-lettered unread: %s", backend.queue, reason)
+    if _settle(backend, "dead_letter", delivery, reason):
+        metrics.count(rejected=1)
+
+
+def _settle(backend: Backend, action: str, *args: object) -> bool:
+    """Ack, retry or dead-letter; if the broker is gone the message stays unacked
+    and comes back after the visibility timeout (at least once)."""
+    try:
+        getattr(backend, action)(*args)
+        return True
+    except BrokerUnavailable as exc:
+        log.warning("could not %s a message on %s, it will be redelivered: %s", action, backend.queue, exc)
+        return False

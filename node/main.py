@@ -1,0 +1,77 @@
+"""octobot-node: run queues as the coordinator assigns them.
+
+    octobot-node --coordinator 127.0.0.1:7400 --label dc=us-east --tasks myapp.tasks --state-dir /var/lib/octobot
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from octobot import tasks
+from octobot.logs import setup_logging
+from octobot.node.agent import Agent
+from octobot.node.session import CoordinatorSession
+from octobot.node.state import StateDir
+from octobot.selector import parse_labels
+
+log = logging.getLogger("octobot.node")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--coordinator", envvar="OCTOBOT_COORDINATOR", default="127.0.0.1:7400", show_default=True,
+              help="coordinator host:port")
+@click.option("--label", "labels", multiple=True, help="node label key=value, e.g. dc=us-east (repeatable)")
+@click.option("--tasks", "task_modules", multiple=True,
+              help="module(s) defining @octobot.task functions; repeatable or comma-separated")
+@click.option("--state-dir", default="./octobot-node", show_default=True,
+              help="where the node id and the last assignment are kept")
+@click.option("--drain-timeout", default=30.0, show_default=True, help="seconds to finish running tasks on SIGTERM")
+@click.option("--interval", default=1.0, show_default=True, help="heartbeat and stats interval, seconds")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def main(coordinator: str, labels: tuple[str, ...], task_modules: tuple[str, ...], state_dir: str,
+         drain_timeout: float, interval: float, log_level: str) -> None:
+    """Run an Octobot worker node."""
+    setup_logging(log_level)
+    try:
+        label_map = parse_labels(list(labels))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--label") from None
+    # Task modules live in the operator's project, as with `python -m`.
+    sys.path.insert(0, os.getcwd())
+    modules = [m.strip() for spec in task_modules for m in spec.split(",") if m.strip()]
+    try:
+        tasks.import_modules(modules)
+    except Exception as exc:
+        raise click.ClickException(f"cannot import task module: {type(exc).__name__}: {exc}") from None
+
+    agent = Agent(StateDir(state_dir), drain_timeout=drain_timeout)
+    log.info("node %s starting (labels %s, %d tasks registered)", agent.node_id, label_map, len(tasks.names()))
+    agent.start_from_cache()
+    session = CoordinatorSession(agent, coordinator, label_map, interval=interval)
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("%s: stopping fetch, finishing in-flight work (up to %.0fs)", signal.Signals(signum).name,
+                 drain_timeout)
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=session.run, name="session", daemon=True)
+    thread.start()
+    stopped.wait()
+    session.stop()  # first, so no new assignment starts queues while we drain
+    thread.join(timeout=5)
+    agent.shutdown()
+    log.info("node %s stopped", agent.node_id)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

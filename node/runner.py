@@ -1,0 +1,200 @@
+"""One queue on one node: a fetcher thread and ``concurrency`` worker threads.
+
+The fetcher asks the broker only for as many messages as there are idle
+workers (no hoarding), hands them to the workers through a small buffer, and
+keeps long-running messages owned (touch). Workers run tasks and settle
+them. The worker count follows the queue's concurrency live: growing starts
+threads, shrinking lets surplus threads exit after their current task.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from octobot.backends import Backend, BrokerUnavailable, Delivery
+from octobot.node.backoff import Backoff
+from octobot.node.execute import execute
+from octobot.node.metrics import QueueMetrics
+from octobot.v1 import node_pb2, queue_pb2, stats_pb2
+
+log = logging.getLogger("octobot.node.runner")
+
+FETCH_WAIT = 1.0
+DEFAULT_VISIBILITY = 30.0
+
+
+def visibility_timeout(spec: queue_pb2.QueueSpec) -> float:
+    return float(spec.options.get("visibility_timeout", DEFAULT_VISIBILITY))
+
+
+class QueueRunner:
+    def __init__(self, spec: queue_pb2.QueueSpec, open_backend: Callable[[queue_pb2.QueueSpec], Backend]) -> None:
+        self.spec = spec
+        self.metrics = QueueMetrics(spec.name)
+        self._backend = open_backend(spec)
+        self._cond = threading.Condition()
+        self._buffer: deque[Delivery] = deque()
+        # Running deliveries -> start time (monotonic), for touch and gauges.
+        self._running: dict[int, tuple[Delivery, float]] = {}
+        self._workers = 0
+        self._stopping = False
+        self._connected = True
+        self._error = ""
+        self._backlog = -1
+        self._threads: list[threading.Thread] = []
+        self._fetcher = threading.Thread(target=self._fetch_loop, name=f"fetch-{spec.name}", daemon=True)
+
+    # -- control (called by the agent) -----------------------------------
+
+    def start(self) -> None:
+        self._fetcher.start()
+        self._resize(self.spec.concurrency)
+
+    def update(self, spec: queue_pb2.QueueSpec) -> None:
+        """Apply a changed spec of the same broker binding: concurrency, pause, retries."""
+        with self._cond:
+            self.spec = spec
+            self._cond.notify_all()
+        self._resize(spec.concurrency)
+
+    def _resize(self, target: int) -> None:
+        with self._cond:
+            missing = target - self._workers
+            self._workers = max(self._workers, target)
+            self._cond.notify_all()
+        for _ in range(missing):
+            t = threading.Thread(target=self._work_loop, name=f"work-{self.spec.name}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop fetching, hand unstarted messages back, let running tasks finish.
+        Returns False if tasks were still running after ``timeout`` seconds."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._fetcher.join()
+        with self._cond:
+            unstarted = list(self._buffer)
+            self._buffer.clear()
+        self._give_back(unstarted)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        finished = not any(t.is_alive() for t in self._threads)
+        if finished:
+            self._backend.close()
+        return finished
+
+    # -- what the agent reports -------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+    def status(self) -> node_pb2.QueueStatus:
+        with self._cond:
+            return node_pb2.QueueStatus(queue=self.spec.name, workers=self._workers, in_flight=len(self._running),
+                                        connected=self._connected, paused=self.spec.paused, error=self._error)
+
+    def sample(self) -> stats_pb2.QueueSample:
+        with self._cond:
+            running = len(self._running)
+        return self.metrics.take(in_flight=running + len(self._buffer), busy_slots=running, backlog=self._backlog)
+
+    # -- threads ------------------------------------------------------------
+
+    def _wanted(self) -> int:
+        """Messages to ask for now: idle workers not already fed from the buffer."""
+        if self._stopping or self.spec.paused:
+            return 0
+        return self._workers - len(self._running) - len(self._buffer)
+
+    def _fetch_loop(self) -> None:
+        backoff = Backoff()
+        last_touch = last_depth = 0.0
+        while True:
+            with self._cond:
+                while not self._stopping and self._wanted() <= 0:
+                    self._cond.wait(FETCH_WAIT)
+                    if self.spec.paused and self._buffer:
+                        self._give_back_locked()
+                if self._stopping:
+                    return
+                want = self._wanted()
+            try:
+                batch = self._backend.fetch(want, FETCH_WAIT)
+                now = time.monotonic()
+                if now - last_touch > visibility_timeout(self.spec) / 3:
+                    self._touch_running(now)
+                    last_touch = now
+                if now - last_depth > 2.0:
+                    self._backlog = self._backend.depth()
+                    last_depth = now
+            except BrokerUnavailable as exc:
+                self._set_connected(False, str(exc))
+                self._sleep(backoff.next())
+                continue
+            self._set_connected(True, "")
+            backoff.reset()
+            if batch:
+                with self._cond:
+                    self._buffer.extend(batch)
+                    self._cond.notify(len(batch))
+
+    def _work_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._buffer and not self._stopping and self._workers <= self.spec.concurrency:
+                    self._cond.wait()
+                if self._stopping or self._workers > self.spec.concurrency:
+                    # Surplus after a shrink, or shutting down: leave after the task we finished.
+                    self._workers -= 1
+                    self._cond.notify_all()
+                    return
+                delivery = self._buffer.popleft()
+                self._running[id(delivery)] = (delivery, time.monotonic())
+            try:
+                execute(delivery, self.spec, self._backend, self.metrics)
+            except Exception:  # a bug of ours must not kill the worker; the message is redelivered
+                log.exception("unexpected error running a message on %s", self.spec.name)
+            finally:
+                with self._cond:
+                    del self._running[id(delivery)]
+                    self._cond.notify_all()
+
+    def _touch_running(self, now: float) -> None:
+        old = visibility_timeout(self.spec) / 3
+        with self._cond:
+            slow = [d for d, started in self._running.values() if now - started > old]
+        self._backend.touch(slow)
+
+    def _give_back_locked(self) -> None:
+        unstarted = list(self._buffer)
+        self._buffer.clear()
+        self._give_back(unstarted)
+
+    def _give_back(self, deliveries: list[Delivery]) -> None:
+        try:
+            self._backend.release(deliveries)
+        except BrokerUnavailable as exc:
+            log.warning("could not release %d messages on %s; the broker redelivers them after the "
+                        "visibility timeout: %s", len(deliveries), self.spec.name, exc)
+
+    def _set_connected(self, connected: bool, error: str) -> None:
+        if connected != self._connected:
+            # One line per state change, not per attempt.
+            if connected:
+                log.info("queue %s: broker connection restored", self.spec.name)
+            else:
+                log.warning("queue %s: broker unavailable, retrying with backoff: %s", self.spec.name, error)
+        self._connected, self._error = connected, error
+
+    def _sleep(self, seconds: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopping, timeout=seconds)

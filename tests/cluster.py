@@ -1,0 +1,102 @@
+"""Real processes for tests: a coordinator, nodes and octoctl as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+TESTS = Path(__file__).resolve().parent
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
+    """Poll until predicate() is truthy; fail the test with ``what`` if it never is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class Process:
+    """A child process whose output goes to a log file shown when a test fails."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args, self.log = args, log
+        self._log_file = open(log, "ab")
+        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})}, cwd=TESTS)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def terminate(self, timeout: float = 40) -> int:
+        if self.alive():
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._log_file.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+class Coordinator(Process):
+    def __init__(self, db: str, workdir: Path, port: int = 0) -> None:
+        self.db, self.workdir = db, workdir
+        port_file = workdir / f"coordinator-{time.monotonic_ns()}.port"
+        super().__init__([sys.executable, "-m", "octobot.coordinator.main", "--listen", f"127.0.0.1:{port}",
+                          "--db", db, "--port-file", str(port_file), "--suspect-after", "2", "--down-after", "4"],
+                         workdir / "coordinator.log")
+        self.port = wait_until(lambda: port_file.exists() and port_file.read_text() and int(port_file.read_text()),
+                               timeout=30, what=f"coordinator to listen (log: {self.log})")
+        self.target = f"127.0.0.1:{self.port}"
+
+    def restart(self) -> Coordinator:
+        """A new coordinator process on the same port and store."""
+        return Coordinator(self.db, self.workdir, self.port)
+
+
+class Node(Process):
+    def __init__(self, coordinator: str, workdir: Path, name: str, labels: list[str],
+                 tasks: str = "e2e_tasks", env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.state_dir = workdir / f"node-{name}"
+        args = [sys.executable, "-m", "octobot.node.main", "--coordinator", coordinator, "--tasks", tasks,
+                "--state-dir", str(self.state_dir), "--interval", "0.5", "--drain-timeout", "10"]
+        for label in labels:
+            args += ["--label", label]
+        super().__init__(args, workdir / f"node-{name}.log", {"E2E_NODE": name, **(env or {})})
+
+    @property
+    def node_id(self) -> str:
+        file = self.state_dir / "node-id"
+        wait_until(file.exists, what=f"node {self.name} to write its id")
+        return file.read_text().strip()
+
+
+def octoctl(target: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "octobot.ctl.main", "--coordinator", target, *args],
+                            capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"octoctl {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def octoctl_json(target: str, *args: str) -> Any:
+    return json.loads(octoctl(target, *args, "-o", "json").stdout)

@@ -1,0 +1,94 @@
+"""Shared fixtures: real Redis and PostgreSQL, and real Octobot processes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from cluster import Coordinator, Node, Process
+
+REDIS_URL = os.environ.get("OCTOBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+PG_ADMIN_URL = os.environ.get("OCTOBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def key(redis_client: redis.Redis) -> Iterator[str]:
+    """A unique name for queues and Redis keys; everything under it is deleted afterwards."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    for pattern in (f"{name}*", f"octobot:{name}*"):
+        for k in redis_client.scan_iter(pattern):
+            redis_client.delete(k)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    name = f"octobot_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'octobot.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+class Processes:
+    """Starts coordinator and node processes and stops them all at the end."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[Process] = []
+
+    def coordinator(self, db: str) -> Coordinator:
+        c = Coordinator(db, self.workdir)
+        self.started.append(c)
+        return c
+
+    def restart(self, c: Coordinator) -> Coordinator:
+        c2 = c.restart()
+        self.started.append(c2)
+        return c2
+
+    def node(self, coordinator: str, name: str, labels: list[str], **kwargs: object) -> Node:
+        n = Node(coordinator, self.workdir, name, labels, **kwargs)  # type: ignore[arg-type]
+        self.started.append(n)
+        return n
+
+
+@pytest.fixture
+def procs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Processes]:
+    p = Processes(tmp_path)
+    yield p
+    for proc in reversed(p.started):
+        proc.terminate()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for proc in p.started:
+            print(f"===== {proc.log.name}\n{proc.output()[-6000:]}")

@@ -1,0 +1,34 @@
+"""Tasks the end-to-end tests run on real nodes. Each records what it did in
+Redis under a key the test chose, so the test can count runs exactly."""
+
+import os
+import time
+
+import redis
+
+import octobot
+
+_redis = redis.Redis.from_url(os.environ.get("OCTOBOT_TEST_REDIS", "redis://127.0.0.1:6379/0"))
+NODE = os.environ.get("E2E_NODE", "?")
+
+
+@octobot.task(name="e2e.record")
+def record(key: str, i: int, sleep: float = 0.0) -> None:
+    """Count one run of item i, note the node that ran it, and track concurrency."""
+    pipe = _redis.pipeline(transaction=False)
+    pipe.incr(f"{key}:running")
+    running = pipe.execute()[0]
+    _redis.eval("if tonumber(redis.call('get', KEYS[1]) or 0) < tonumber(ARGV[1]) then "
+                "redis.call('set', KEYS[1], ARGV[1]) end", 1, f"{key}:max_running", running)
+    if sleep:
+        time.sleep(sleep)
+    pipe.hincrby(f"{key}:runs", str(i), 1)
+    pipe.hset(f"{key}:node", str(i), NODE)
+    pipe.decr(f"{key}:running")
+    pipe.execute()
+
+
+@octobot.task(name="e2e.fail")
+def fail(key: str) -> None:
+    _redis.incr(f"{key}:attempts")
+    raise RuntimeError("this task always fails")
