@@ -89,6 +89,8 @@ class ClusterStats:
         now = time.time()
         since = now - window
         rows: dict[tuple[str, str], tuple[_Bucket, list[int]]] = {}
+        # Rates divide by the time actually covered, so a young cluster's rate is not diluted.
+        earliest = now
         for (q, n), buckets in self._series.items():
             if (queue and q != queue) or (node and n != node):
                 continue
@@ -96,6 +98,7 @@ class ClusterStats:
             total, gauges = rows.setdefault((q, group), (_Bucket(), [0, 0, 0]))
             for second, b in buckets.items():
                 if second >= since:
+                    earliest = min(earliest, second)
                     total.counts = [a + c for a, c in zip(total.counts, b.counts)]
                     total.run.merge(b.run)
                     total.e2e.merge(b.e2e)
@@ -105,14 +108,15 @@ class ClusterStats:
                 gauges[1] += g.busy_slots
                 # Nodes sharing a queue see the same broker backlog.
                 gauges[2] = max(gauges[2], g.backlog)
-        return [_to_report(q, group, total, gauges, window) for (q, group), (total, gauges) in sorted(rows.items())]
+        covered = max(1.0, min(window, now - earliest))
+        return [_to_report(q, group, total, gauges, covered) for (q, group), (total, gauges) in sorted(rows.items())]
 
 
-def _to_report(queue: str, group: str, b: _Bucket, gauges: list[int], window: float) -> stats_pb2.QueueReport:
+def _to_report(queue: str, group: str, b: _Bucket, gauges: list[int], seconds: float) -> stats_pb2.QueueReport:
     counts: Mapping[str, int] = dict(zip(_COUNTS, b.counts))
     return stats_pb2.QueueReport(
         queue=queue, group=group, **counts,
-        rate=(counts["succeeded"] + counts["failed"]) / window,
+        rate=(counts["succeeded"] + counts["failed"]) / seconds,
         in_flight=gauges[0], busy_slots=gauges[1], backlog=gauges[2],
         run_p50=b.run.quantile(0.5), run_p90=b.run.quantile(0.9), run_p99=b.run.quantile(0.99),
         run_p999=b.run.quantile(0.999), e2e_p50=b.e2e.quantile(0.5), e2e_p90=b.e2e.quantile(0.9),

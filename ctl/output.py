@@ -12,6 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console(highlight=False, soft_wrap=True)
+if not console.is_terminal:
+    # Piped output (scripts, the demo) should not wrap at 80 columns.
+    console.width = 200
 
 
 def to_dict(msg: Message) -> dict[str, Any]:
