@@ -33,8 +33,7 @@ class Coordinator:
     async def push(self) -> None:
         """Recompute every connected node's assignment and send those that changed."""
         async with self._push_lock:
-            queues = await self.db(self.store.list_queues)
-            generation = await self.db(self.store.generation)
+            queues, generation = await self.db(self.store.snapshot)
             self.sessions.push(queues, generation)
 
     async def persist_last_seen(self, every: float) -> None:

@@ -35,8 +35,7 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
         self.app.sessions.attach(session)
         log.info("node %s connected from %s (labels %s, pid %d)", record.node_id, context.peer(),
                  record.labels, hello.pid)
-        queues = await self.app.db(self.app.store.list_queues)
-        generation = await self.app.db(self.app.store.generation)
+        queues, generation = await self.app.db(self.app.store.snapshot)
         # The full snapshot on connect corrects whatever the node missed.
         session.sent = plan(record.labels, record.draining, queues, generation)
         yield node_pb2.CoordinatorMessage(assignment=session.sent)

@@ -146,10 +146,12 @@ class Store:
 
     # -- queues -----------------------------------------------------------
 
-    def generation(self) -> int:
+    def snapshot(self) -> tuple[list[queue_pb2.QueueSpec], int]:
+        """Every queue and the generation they make up, read in one transaction."""
         with self._tx() as session:
             row = session.get(CounterRow, "generation")
-            return row.value if row else 0
+            queues = [_queue_to_proto(r) for r in session.scalars(select(QueueRow).order_by(QueueRow.name))]
+            return queues, row.value if row else 0
 
     def create_queue(self, spec: queue_pb2.QueueSpec, actor: str) -> tuple[queue_pb2.QueueSpec, int]:
         """Insert a queue; return it and the new generation."""
@@ -200,8 +202,7 @@ class Store:
             return _queue_to_proto(row)
 
     def list_queues(self) -> list[queue_pb2.QueueSpec]:
-        with self._tx() as session:
-            return [_queue_to_proto(r) for r in session.scalars(select(QueueRow).order_by(QueueRow.name))]
+        return self.snapshot()[0]
 
     # -- nodes ------------------------------------------------------------
 

@@ -240,7 +240,8 @@ def node_show(cluster: Cluster, node_id: str, output: str) -> None:
     """Show one node, with what each of its queues is doing."""
     info = cluster.call(cluster.admin.GetNode, admin_pb2.GetNodeRequest(node_id=node_id)).node
     data = to_dict(info)
-    data["state"] = STATES.get(info.state, "?")
+    if output == "table":
+        data["state"] = STATES.get(info.state, "?")
     fields(output, data)
 
 

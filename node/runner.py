@@ -140,6 +140,10 @@ class QueueRunner:
                 self._set_connected(False, str(exc))
                 self._sleep(backoff.next())
                 continue
+            except Exception as exc:  # a broker reply we did not expect: keep the fetcher alive
+                self._set_connected(False, f"{type(exc).__name__}: {exc}")
+                self._sleep(backoff.next())
+                continue
             self._set_connected(True, "")
             backoff.reset()
             if batch:

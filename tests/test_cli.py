@@ -1,0 +1,266 @@
+"""octoctl's error paths and the gRPC statuses behind them, against a real
+coordinator process (SQLite store)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from cluster import Coordinator, octoctl, octoctl_json
+from conftest import Processes
+from octobot import rpc
+from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2, stats_pb2, stats_pb2_grpc
+
+
+@pytest.fixture
+def coord(procs: Processes, tmp_path: Path) -> Coordinator:
+    return procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+
+
+@pytest.fixture
+def channel(coord: Coordinator) -> Iterator[grpc.Channel]:
+    ch = rpc.make_channel(coord.target)
+    yield ch
+    ch.close()
+
+
+def add_sqlite_queue(target: str, name: str, tmp_path: Path) -> None:
+    octoctl(target, "queue", "add", name, "--backend", "sqlite", "--url", f"sqlite:///{tmp_path / 'queues.db'}")
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single 'error: ...' line octoctl must print on failure, and nothing else."""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:"), result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- octoctl ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["queue", "list"], ["queue", "show", "x"], ["enqueue", "x", "t"], ["stats"]])
+def test_unreachable_coordinator_exits_3(args: list[str]) -> None:
+    port = closed_port()
+    result = octoctl(f"127.0.0.1:{port}", *args, check=False)
+    assert result.returncode == 3
+    line = one_error_line(result)
+    assert f"127.0.0.1:{port}" in line
+
+
+def test_priority_out_of_range_exits_1(coord: Coordinator) -> None:
+    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--priority", "11", check=False)
+    assert result.returncode == 1
+    assert "priority" in one_error_line(result)
+    assert octoctl_json(coord.target, "queue", "list") == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "`queue add --priority 0` is silently stored as priority 5: octoctl sends 0, which proto3 cannot tell from "
+    "'unset', and queue_specs.with_defaults() replaces falsy fields with defaults. `queue set --priority 0` is "
+    "refused, so the two commands disagree. octoctl should range-check (click.IntRange(1, 10)) or the field "
+    "needs presence (optional int32)."))
+def test_priority_zero_is_refused_on_add(coord: Coordinator) -> None:
+    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--priority", "0", check=False)
+    assert result.returncode != 0
+    assert "priority" in result.stderr
+
+
+def test_priority_zero_is_refused_on_set(coord: Coordinator) -> None:
+    octoctl(coord.target, "queue", "add", "q", "--backend", "redis")
+    result = octoctl(coord.target, "queue", "set", "q", "--priority", "0", check=False)
+    assert result.returncode == 1
+    assert "priority" in one_error_line(result)
+
+
+def test_unknown_backend_exits_1_naming_it(coord: Coordinator) -> None:
+    result = octoctl(coord.target, "queue", "add", "q", "--backend", "kafka", check=False)
+    assert result.returncode == 1
+    assert "kafka" in one_error_line(result)
+
+
+def test_missing_backend_is_a_usage_error(coord: Coordinator) -> None:
+    result = octoctl(coord.target, "queue", "add", "q", check=False)
+    assert result.returncode == 2
+    assert "--backend" in one_error_line(result)
+
+
+def test_existing_queue_exits_1(coord: Coordinator) -> None:
+    octoctl(coord.target, "queue", "add", "q", "--backend", "redis")
+    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--priority", "9", check=False)
+    assert result.returncode == 1
+    assert "already exists" in one_error_line(result)
+    assert octoctl_json(coord.target, "queue", "show", "q")["priority"] == 5
+
+
+@pytest.mark.parametrize("args", [["queue", "show", "ghost"], ["queue", "set", "ghost", "--priority", "3"],
+                                  ["queue", "rm", "ghost"], ["queue", "pause", "ghost"]])
+def test_missing_queue_exits_1(coord: Coordinator, args: list[str]) -> None:
+    result = octoctl(coord.target, *args, check=False)
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "not found" in line and "ghost" in line
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--args", "not json"), ("--args", '{"a": 1}'),
+                                             ("--kwargs", "[1]"), ("--kwargs", "{bad")])
+def test_bad_json_arguments_exit_2(coord: Coordinator, tmp_path: Path, flag: str, value: str) -> None:
+    add_sqlite_queue(coord.target, "q", tmp_path)
+    result = octoctl(coord.target, "enqueue", "q", "t", flag, value, check=False)
+    assert result.returncode == 2
+    assert flag in one_error_line(result)
+
+
+def test_enqueue_needs_task_or_file(coord: Coordinator) -> None:
+    result = octoctl(coord.target, "enqueue", "q", check=False)
+    assert result.returncode == 2
+    one_error_line(result)
+
+
+def test_queue_set_without_options_exits_2(coord: Coordinator) -> None:
+    octoctl(coord.target, "queue", "add", "q", "--backend", "redis")
+    result = octoctl(coord.target, "queue", "set", "q", check=False)
+    assert result.returncode == 2
+    assert "nothing to change" in one_error_line(result)
+
+
+def test_enqueue_to_missing_queue_exits_1(coord: Coordinator) -> None:
+    result = octoctl(coord.target, "enqueue", "ghost", "t", check=False)
+    assert result.returncode == 1
+    assert "ghost" in one_error_line(result)
+
+
+def test_enqueue_and_file_with_a_bad_line(coord: Coordinator, tmp_path: Path) -> None:
+    add_sqlite_queue(coord.target, "q", tmp_path)
+    out = octoctl(coord.target, "enqueue", "q", "t", "--args", "[1]", "--kwargs", '{"k": 2}')
+    assert re.fullmatch(r"[0-9a-f]{32}\n", out.stdout)
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task": "t"}\n{"task": "t", "args": [1]}\nnot json\n{"task": "t"}\n')
+    result = octoctl(coord.target, "enqueue", "q", "-f", str(bad), check=False)
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert re.search(r"\b(line|message) 3\b", line), line
+    assert "JSON" in line
+
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"task": "t"}\n\n{"task": "u", "args": [1]}\n')
+    assert octoctl(coord.target, "enqueue", "q", "-f", str(good)).stdout.strip() == "enqueued 2 messages on q"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "enqueue -f reports the index of the bad message within its 1000-message batch, skipping blank lines "
+    "(ctl/main.py _batches + coordinator/admin_service.py Enqueue 'message {i + 1}'), not the file's line "
+    "number; here the bad line 1003 is reported as 'message 2'. Earlier batches are also already enqueued."))
+def test_enqueue_file_names_the_real_line_number(coord: Coordinator, tmp_path: Path) -> None:
+    add_sqlite_queue(coord.target, "q", tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task": "t"}\n' * 1000 + "\n" + '{"task": "t"}\n' + "not json\n")
+    result = octoctl(coord.target, "enqueue", "q", "-f", str(bad), check=False)
+    assert result.returncode == 1
+    assert "1003" in one_error_line(result)
+
+
+def test_queue_list_json_and_history(coord: Coordinator, tmp_path: Path) -> None:
+    octoctl(coord.target, "queue", "add", "jobs", "--backend", "redis", "--priority", "8", "--selector", "dc=x")
+    queues = json.loads(octoctl(coord.target, "queue", "list", "-o", "json").stdout)
+    assert isinstance(queues, list) and len(queues) == 1
+    assert (queues[0]["name"], queues[0]["backend"], queues[0]["priority"], queues[0]["selector"]) == (
+        "jobs", "redis", 8, "dc=x")
+    octoctl(coord.target, "queue", "set", "jobs", "--concurrency", "2")
+
+    history = octoctl(coord.target, "history")
+    assert "queue.create" in history.stdout and "jobs" in history.stdout
+    entries = octoctl_json(coord.target, "history")
+    assert [e["action"] for e in entries] == ["queue.update", "queue.create"]
+    assert json.loads(entries[0]["detail"]) == {"before": {"concurrency": 4}, "after": {"concurrency": 2}}
+
+
+# -- gRPC statuses ------------------------------------------------------------------
+
+def code_of(call: object, request: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        call(request, timeout=10)  # type: ignore[operator]
+    return info.value.code()  # type: ignore[attr-defined, no-any-return]
+
+
+def test_admin_statuses(channel: grpc.Channel) -> None:
+    admin = admin_pb2_grpc.AdminServiceStub(channel)
+    create = admin.CreateQueue
+    assert code_of(create, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
+        name="q", backend="redis", priority=11))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(create, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
+        name="bad name", backend="redis"))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(create, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
+        name="q", backend="kafka"))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(admin.GetQueue, admin_pb2.GetQueueRequest(name="q")) == grpc.StatusCode.NOT_FOUND
+    assert code_of(admin.DeleteQueue, admin_pb2.DeleteQueueRequest(name="q")) == grpc.StatusCode.NOT_FOUND
+
+    created = create(admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(name="q", backend="redis")), timeout=10)
+    assert created.queue.priority == 5
+    assert code_of(create, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
+        name="q", backend="redis"))) == grpc.StatusCode.ALREADY_EXISTS
+    assert code_of(admin.UpdateQueue, admin_pb2.UpdateQueueRequest(
+        queue=queue_pb2.QueueSpec(name="q"), update_paths=["name"])) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(admin.Enqueue, admin_pb2.EnqueueRequest(queue="ghost", messages=[b'{"task":"t"}'])) == \
+        grpc.StatusCode.NOT_FOUND
+    assert code_of(admin.ListAudit, admin_pb2.ListAuditRequest(limit=-1)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(admin.GetNode, admin_pb2.GetNodeRequest(node_id="ghost")) == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "CreateQueue with priority=0 succeeds with priority 5: queue_specs.with_defaults() treats 0 as unset "
+    "(QueueSpec.priority has no presence in proto3; admin.proto documents 'zero values take the defaults'). "
+    "Rejecting an explicit 0 needs `optional int32 priority` or a separate field mask."))
+def test_create_queue_priority_zero_is_invalid(channel: grpc.Channel) -> None:
+    admin = admin_pb2_grpc.AdminServiceStub(channel)
+    assert code_of(admin.CreateQueue, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
+        name="q", backend="redis", priority=0))) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_stats_statuses(channel: grpc.Channel) -> None:
+    stats = stats_pb2_grpc.StatsServiceStub(channel)
+    assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(window="banana")) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(window="2h")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(stats.GetQueue, stats_pb2.GetQueueStatsRequest(queue="ghost")) == grpc.StatusCode.NOT_FOUND
+    ok = stats.GetCluster(stats_pb2.GetClusterRequest(window="10s"), timeout=10)
+    assert ok.window_seconds == 10 and list(ok.queues) == []
+
+
+def test_health_checking_serves(channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "octobot.v1.AdminService", "octobot.v1.NodeService", "octobot.v1.StatsService"):
+        resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING, service
+    assert code_of(health.Check, health_pb2.HealthCheckRequest(service="nope")) == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_services(channel: grpc.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    responses = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                               timeout=10))
+    assert len(responses) == 1
+    names = {s.name for s in responses[0].list_services_response.service}
+    assert {"octobot.v1.AdminService", "octobot.v1.StatsService", "octobot.v1.NodeService",
+            "grpc.health.v1.Health"} <= names
+    # grpcurl also needs the descriptors, not just the names.
+    described = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="octobot.v1.AdminService")]), timeout=10))
+    assert described[0].file_descriptor_response.file_descriptor_proto

@@ -1,0 +1,242 @@
+"""Queue spec defaults, validation and updates; the assignment planner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from octobot.coordinator import planner, queue_specs
+from octobot.envelope import DEFAULT_MAX_BYTES
+from octobot.v1 import queue_pb2
+
+REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
+
+
+def full(name: str = "emails", **kwargs: object) -> queue_pb2.QueueSpec:
+    """A spec as CreateQueue stores it: defaults filled and validated."""
+    values: dict[str, object] = {"backend": "redis"}
+    values.update(kwargs)
+    return queue_specs.validate(queue_specs.with_defaults(queue_pb2.QueueSpec(name=name, **values)))  # type: ignore[arg-type]
+
+
+# -- defaults -------------------------------------------------------------------
+
+def test_defaults_are_filled() -> None:
+    out = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="redis"))
+    assert (out.priority, out.concurrency, out.max_retries, out.retry_backoff, out.max_message_bytes) == (
+        5, 4, 3, 1.0, DEFAULT_MAX_BYTES)
+    assert (out.task_timeout, out.paused, out.selector) == (0.0, False, "")
+    assert out.url == REDIS_DEFAULT
+
+
+def test_defaults_do_not_touch_the_input_or_set_values() -> None:
+    given = queue_pb2.QueueSpec(name="q", backend="redis", url="redis://h:1/2", priority=9, concurrency=1,
+                                max_retries=7, retry_backoff=0.5, max_message_bytes=100)
+    out = queue_specs.with_defaults(given)
+    assert (out.url, out.priority, out.concurrency, out.max_retries, out.retry_backoff, out.max_message_bytes) == (
+        "redis://h:1/2", 9, 1, 7, 0.5, 100)
+    bare = queue_pb2.QueueSpec(name="q", backend="redis")
+    queue_specs.with_defaults(bare)
+    assert bare.priority == 0 and bare.url == "", "with_defaults returns a copy"
+
+
+def test_default_url_per_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="redis")).url == REDIS_DEFAULT
+    sqlite_default = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="sqlite")).url
+    assert sqlite_default.startswith("sqlite:///")
+    monkeypatch.chdir(tmp_path)
+    out = full(backend="sqlite")
+    assert out.url.startswith("sqlite:////")
+    assert os.path.isabs(out.url[len("sqlite:///"):])
+    assert out.url == "sqlite:///" + str(tmp_path / sqlite_default[len("sqlite:///"):])
+
+
+def test_unknown_backend_keeps_empty_url_for_validate_to_reject() -> None:
+    out = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="kafka"))
+    assert out.url == ""
+    with pytest.raises(ValueError, match="unknown backend 'kafka'"):
+        queue_specs.validate(out)
+
+
+def test_sqlite_url_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert full(backend="sqlite", url="sqlite:///queues/q.db").url == f"sqlite:///{tmp_path}/queues/q.db"
+    assert full(backend="sqlite", url="sqlite:////var/lib/q.db").url == "sqlite:////var/lib/q.db"
+
+
+def test_validate_returns_a_copy_and_accepts_a_good_spec() -> None:
+    spec = queue_specs.with_defaults(queue_pb2.QueueSpec(name="a.b_c-1", backend="redis", selector="dc in (x,y)",
+                                                         priority=10, concurrency=1000))
+    out = queue_specs.validate(spec)
+    assert out == spec and out is not spec
+
+
+# -- validation -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"name": ""}, "name"),
+    ({"name": "bad name"}, "name"),
+    ({"name": "-leading"}, "name"),
+    ({"name": "a/b"}, "name"),
+    ({"name": "x" * 129}, "name"),
+    ({"priority": 0}, "priority"),
+    ({"priority": 11}, "priority"),
+    ({"priority": -3}, "priority"),
+    ({"concurrency": 0}, "concurrency"),
+    ({"concurrency": 1001}, "concurrency"),
+    ({"max_retries": -1}, "max_retries"),
+    ({"retry_backoff": -0.5}, "retry_backoff"),
+    ({"task_timeout": -1.0}, "task_timeout"),
+    ({"max_message_bytes": 0}, "max_message_bytes"),
+    ({"selector": "dc in ()"}, "dc in ()"),
+    ({"selector": "dc ~ x"}, "dc ~ x"),
+    ({"backend": "kafka"}, "kafka"),
+    ({"backend": ""}, "backend"),
+    ({"url": "amqp://localhost"}, "amqp://localhost"),
+    ({"url": "nonsense"}, "nonsense"),
+])
+def test_validate_names_the_bad_field(changes: dict[str, object], field: str) -> None:
+    spec = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="redis"))
+    for key, value in changes.items():
+        setattr(spec, key, value)
+    with pytest.raises(ValueError) as info:
+        queue_specs.validate(spec)
+    assert field in str(info.value)
+
+
+def test_name_of_128_characters_is_fine() -> None:
+    assert full("x" * 128).name == "x" * 128
+
+
+def test_sqlite_memory_url_is_rejected() -> None:
+    with pytest.raises(ValueError, match="file path"):
+        full(backend="sqlite", url="sqlite:///:memory:")
+
+
+# -- updates --------------------------------------------------------------------
+
+def test_merge_update_changes_only_named_paths() -> None:
+    current = full(priority=3, concurrency=2, selector="dc=a", options={"x": "1"})
+    new = queue_pb2.QueueSpec(name="emails", priority=9, concurrency=50, selector="dc=b", paused=True)
+    merged, changes = queue_specs.merge_update(current, new, ["priority", "paused"])
+    assert changes == {"priority": 9, "paused": True}
+    assert (merged.priority, merged.paused) == (9, True)
+    assert (merged.concurrency, merged.selector, dict(merged.options), merged.url) == (
+        2, "dc=a", {"x": "1"}, current.url)
+    assert current.priority == 3, "the current spec is not modified"
+
+
+def test_merge_update_can_set_a_field_to_zero() -> None:
+    current = full(max_retries=5, task_timeout=10.0, paused=True)
+    merged, changes = queue_specs.merge_update(current, queue_pb2.QueueSpec(), ["max_retries", "task_timeout", "paused"])
+    assert changes == {"max_retries": 0, "task_timeout": 0.0, "paused": False}
+    assert (merged.max_retries, merged.task_timeout, merged.paused) == (0, 0.0, False)
+
+
+def test_merge_update_replaces_options() -> None:
+    current = full(options={"a": "1", "b": "2"})
+    merged, changes = queue_specs.merge_update(current, queue_pb2.QueueSpec(options={"c": "3"}), ["options"])
+    assert dict(merged.options) == {"c": "3"}
+    assert changes == {"options": {"c": "3"}}
+
+
+def test_merge_update_validates_the_result() -> None:
+    current = full()
+    with pytest.raises(ValueError, match="priority"):
+        queue_specs.merge_update(current, queue_pb2.QueueSpec(priority=11), ["priority"])
+    with pytest.raises(ValueError, match="concurrency"):
+        queue_specs.merge_update(current, queue_pb2.QueueSpec(), ["concurrency"])
+
+
+def test_merge_update_backend_change_resets_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    current = full(url="redis://other:6379/3")
+    merged, changes = queue_specs.merge_update(current, queue_pb2.QueueSpec(backend="sqlite"), ["backend"])
+    assert merged.backend == "sqlite"
+    assert merged.url.startswith(f"sqlite:///{tmp_path}/")
+    assert changes == {"backend": "sqlite", "url": merged.url}
+
+
+def test_merge_update_records_a_canonicalised_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    current = full(backend="sqlite", url="sqlite:///a.db")
+    merged, changes = queue_specs.merge_update(current, queue_pb2.QueueSpec(url="sqlite:///b.db"), ["url"])
+    assert changes == {"url": f"sqlite:///{tmp_path}/b.db"} and merged.url == changes["url"]
+
+
+@pytest.mark.parametrize("paths", [["name"], ["created_at"], ["priority", "bogus"], ["updated_at"]])
+def test_merge_update_rejects_unknown_paths(paths: list[str]) -> None:
+    with pytest.raises(ValueError) as info:
+        queue_specs.merge_update(full(), queue_pb2.QueueSpec(priority=2), paths)
+    bad = [p for p in paths if p not in queue_specs.UPDATABLE]
+    assert all(p in str(info.value) for p in bad)
+    assert "cannot update" in str(info.value)
+
+
+def test_merge_update_rejects_empty_paths() -> None:
+    with pytest.raises(ValueError, match="no fields"):
+        queue_specs.merge_update(full(), queue_pb2.QueueSpec(priority=2), [])
+
+
+# -- planner --------------------------------------------------------------------
+
+def queues() -> list[queue_pb2.QueueSpec]:
+    return [full("all"), full("east", selector="dc=us-east"), full("west", selector="dc=eu-west"),
+            full("gpu", selector="gpu,dc in (us-east,eu-west)"), full("nogpu", selector="!gpu")]
+
+
+def test_plan_picks_queues_by_selector() -> None:
+    a = planner.plan({"dc": "us-east"}, False, queues(), generation=7)
+    assert [q.name for q in a.queues] == ["all", "east", "nogpu"]
+    assert a.generation == 7 and a.drain is False
+    b = planner.plan({"dc": "eu-west", "gpu": "1"}, False, queues(), generation=8)
+    assert [q.name for q in b.queues] == ["all", "west", "gpu"]
+    assert [q.name for q in planner.plan({}, False, queues(), 1).queues] == ["all", "nogpu"]
+
+
+def test_plan_carries_the_full_specs() -> None:
+    qs = queues()
+    a = planner.plan({"dc": "us-east"}, False, qs, generation=1)
+    assert a.queues[1] == qs[1]
+
+
+def test_draining_node_gets_no_queues() -> None:
+    a = planner.plan({"dc": "us-east"}, True, queues(), generation=3)
+    assert list(a.queues) == []
+    assert a.drain is True and a.generation == 3
+    assert not planner.runs_on(queues()[0], {"dc": "us-east"}, draining=True)
+    assert planner.runs_on(queues()[0], {"dc": "us-east"}, draining=False)
+
+
+def test_plan_with_no_queues() -> None:
+    a = planner.plan({"dc": "x"}, False, [], generation=0)
+    assert list(a.queues) == [] and a.drain is False
+
+
+def test_same_work_ignores_generation() -> None:
+    a = planner.plan({"dc": "us-east"}, False, queues(), generation=1)
+    b = planner.plan({"dc": "us-east"}, False, queues(), generation=2)
+    assert planner.same_work(a, b)
+    assert not planner.same_work(a, None)
+
+
+def test_same_work_sees_spec_changes() -> None:
+    before = queues()
+    after = queues()
+    after[0].concurrency = 9
+    a = planner.plan({"dc": "us-east"}, False, before, 1)
+    b = planner.plan({"dc": "us-east"}, False, after, 2)
+    assert not planner.same_work(a, b)
+    # A change to a queue this node does not run is not its work.
+    after2 = queues()
+    after2[2].concurrency = 9  # "west"
+    assert planner.same_work(a, planner.plan({"dc": "us-east"}, False, after2, 3))
+
+
+def test_same_work_sees_drain_and_queue_set_changes() -> None:
+    a = planner.plan({"dc": "us-east"}, False, queues(), 1)
+    assert not planner.same_work(a, planner.plan({"dc": "us-east"}, True, queues(), 1))
+    assert not planner.same_work(a, planner.plan({"dc": "us-east"}, False, queues()[:2], 1))
+    assert not planner.same_work(a, planner.plan({"dc": "eu-west"}, False, queues(), 1))

@@ -1,0 +1,263 @@
+"""The coordinator's store on SQLite and on real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from octobot.coordinator.models import Base
+from octobot.coordinator.store import AlreadyExists, NodeRecord, NotFound, Store
+from octobot.v1 import queue_pb2
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = Store.open(store_url)
+    yield s
+    s.close()
+
+
+def spec(name: str = "emails", **kwargs: object) -> queue_pb2.QueueSpec:
+    values: dict[str, object] = {"backend": "redis", "url": "redis://127.0.0.1:6379/0", "priority": 5,
+                                 "concurrency": 4, "selector": "dc=us-east", "max_retries": 3,
+                                 "retry_backoff": 1.5, "task_timeout": 30.0, "max_message_bytes": 1 << 20,
+                                 "options": {"a": "1"}}
+    values.update(kwargs)
+    return queue_pb2.QueueSpec(name=name, **values)  # type: ignore[arg-type]
+
+
+def node(node_id: str = "n1", **kwargs: object) -> NodeRecord:
+    values: dict[str, object] = {"hostname": "host-1", "labels": {"dc": "us-east"}, "version": "1.0",
+                                 "tasks": ["a.b"]}
+    values.update(kwargs)
+    return NodeRecord(node_id=node_id, **values)  # type: ignore[arg-type]
+
+
+def generation_of(store: Store) -> int:
+    queues, generation = store.snapshot()
+    assert queues == store.list_queues(), "snapshot and list_queues agree"
+    return generation
+
+
+def audit(store: Store) -> list[tuple[str, str, str, dict]]:
+    """(actor, action, target, detail), oldest first."""
+    return [(e.actor, e.action, e.target, json.loads(e.detail)) for e in reversed(store.list_audit(1000))]
+
+
+# -- queues -------------------------------------------------------------------
+
+def test_empty_store(store: Store) -> None:
+    assert generation_of(store) == 0
+    assert store.list_queues() == []
+    assert store.list_nodes() == []
+    assert store.list_audit(10) == []
+
+
+def test_create_and_get_queue(store: Store) -> None:
+    before = time.time()
+    created, generation = store.create_queue(spec(), actor="tester")
+    assert generation == 1 == generation_of(store)
+    got = store.get_queue("emails")
+    assert got == created
+    assert store.snapshot() == ([created], 1)
+    for field in ("backend", "url", "priority", "concurrency", "selector", "max_retries", "retry_backoff",
+                  "task_timeout", "paused", "max_message_bytes"):
+        assert getattr(got, field) == getattr(spec(), field), field
+    assert dict(got.options) == {"a": "1"}
+    assert before - 1 <= got.created_at.ToNanoseconds() / 1e9 <= time.time() + 1
+    assert got.created_at == got.updated_at
+
+
+def test_list_queues_sorted_by_name(store: Store) -> None:
+    for name in ("zeta", "alpha", "mid"):
+        store.create_queue(spec(name), actor="t")
+    assert [q.name for q in store.list_queues()] == ["alpha", "mid", "zeta"]
+
+
+def test_create_twice_raises_already_exists(store: Store) -> None:
+    store.create_queue(spec(), actor="t")
+    with pytest.raises(AlreadyExists, match="emails"):
+        store.create_queue(spec(priority=9), actor="t")
+    assert generation_of(store) == 1, "a refused create does not bump the generation"
+    assert store.get_queue("emails").priority == 5
+    assert [a[1] for a in audit(store)] == ["queue.create"]
+
+
+def test_update_queue(store: Store) -> None:
+    created, _ = store.create_queue(spec(), actor="t")
+    time.sleep(0.01)
+    updated, generation = store.update_queue("emails", {"priority": 9, "paused": True, "options": {"b": "2"}},
+                                             actor="alice")
+    assert generation == 2
+    assert (updated.priority, updated.paused, dict(updated.options)) == (9, True, {"b": "2"})
+    assert updated.concurrency == 4, "fields not named stay as they were"
+    assert updated.created_at == created.created_at
+    assert updated.updated_at.ToNanoseconds() > created.updated_at.ToNanoseconds()
+    assert store.get_queue("emails") == updated
+
+
+def test_delete_queue(store: Store) -> None:
+    store.create_queue(spec("a"), actor="t")
+    store.create_queue(spec("b"), actor="t")
+    assert store.delete_queue("a", actor="t") == 3
+    assert [q.name for q in store.list_queues()] == ["b"]
+    with pytest.raises(NotFound):
+        store.get_queue("a")
+    # The name is free again.
+    store.create_queue(spec("a"), actor="t")
+    assert generation_of(store) == 4
+
+
+@pytest.mark.parametrize("operation", ["get", "update", "delete"])
+def test_missing_queue_raises_not_found(store: Store, operation: str) -> None:
+    store.create_queue(spec("present"), actor="t")
+    with pytest.raises(NotFound, match="missing"):
+        if operation == "get":
+            store.get_queue("missing")
+        elif operation == "update":
+            store.update_queue("missing", {"priority": 2}, actor="t")
+        else:
+            store.delete_queue("missing", actor="t")
+    assert generation_of(store) == 1, "a failed change does not bump the generation"
+    assert len(store.list_audit(100)) == 1
+
+
+def test_every_change_bumps_generation_once_and_is_audited(store: Store) -> None:
+    gens = [generation_of(store)]
+    gens.append(store.create_queue(spec(), actor="alice")[1])
+    gens.append(store.update_queue("emails", {"concurrency": 8}, actor="bob")[1])
+    store.register_node(node("n1"))
+    gens.append(store.set_draining("n1", True, actor="carol")[1])
+    gens.append(store.set_draining("n1", False, actor="carol")[1])
+    gens.append(store.delete_queue("emails", actor="dave"))
+    assert gens == [0, 1, 2, 3, 4, 5]
+    assert generation_of(store) == 5
+    entries = audit(store)
+    assert [(a, act, t) for a, act, t, _ in entries] == [
+        ("alice", "queue.create", "emails"),
+        ("bob", "queue.update", "emails"),
+        ("carol", "node.drain", "n1"),
+        ("carol", "node.undrain", "n1"),
+        ("dave", "queue.delete", "emails"),
+    ]
+    create_detail = entries[0][3]
+    assert create_detail["priority"] == 5 and create_detail["backend"] == "redis"
+    assert create_detail["options"] == {"a": "1"}
+    assert entries[1][3] == {"before": {"concurrency": 4}, "after": {"concurrency": 8}}
+
+
+def test_audit_is_newest_first_with_ids_and_limit(store: Store) -> None:
+    for name in ("a", "b", "c"):
+        store.create_queue(spec(name), actor="t")
+    entries = store.list_audit(2)
+    assert [e.target for e in entries] == ["c", "b"]
+    assert entries[0].id > entries[1].id
+    assert entries[0].at.ToNanoseconds() >= entries[1].at.ToNanoseconds() > 0
+
+
+def test_node_registration_does_not_bump_generation(store: Store) -> None:
+    store.register_node(node())
+    assert generation_of(store) == 0
+    assert store.list_audit(10) == []
+
+
+# -- nodes --------------------------------------------------------------------
+
+def test_register_node(store: Store) -> None:
+    before = time.time()
+    rec = store.register_node(node())
+    assert (rec.node_id, rec.hostname, rec.labels, rec.version, rec.tasks) == (
+        "n1", "host-1", {"dc": "us-east"}, "1.0", ["a.b"])
+    assert before <= rec.registered_at <= rec.last_seen <= time.time()
+    assert rec.draining is False
+    assert store.get_node("n1") == rec
+    with pytest.raises(NotFound):
+        store.get_node("nope")
+
+
+def test_reregistration_keeps_registered_at_and_draining(store: Store) -> None:
+    first = store.register_node(node())
+    store.set_draining("n1", True, actor="t")
+    time.sleep(0.02)
+    again = store.register_node(node(hostname="host-2", labels={"dc": "eu-west"}, version="2.0", tasks=["c"],
+                                     draining=False, registered_at=1.0))
+    assert again.registered_at == first.registered_at
+    assert again.draining is True, "a restarted node stays drained"
+    assert again.last_seen > first.last_seen
+    assert (again.hostname, again.labels, again.version, again.tasks) == ("host-2", {"dc": "eu-west"}, "2.0", ["c"])
+    assert store.get_node("n1") == again
+
+
+def test_set_draining(store: Store) -> None:
+    store.register_node(node("n1"))
+    store.register_node(node("n2"))
+    rec, generation = store.set_draining("n1", True, actor="t")
+    assert rec.draining is True and generation == 1
+    assert {n.node_id: n.draining for n in store.list_nodes()} == {"n1": True, "n2": False}
+    rec, _ = store.set_draining("n1", False, actor="t")
+    assert rec.draining is False and store.get_node("n1").draining is False
+    with pytest.raises(NotFound):
+        store.set_draining("ghost", True, actor="t")
+    assert generation_of(store) == 2
+
+
+def test_touch_nodes(store: Store) -> None:
+    store.register_node(node("n1"))
+    store.register_node(node("n2"))
+    store.touch_nodes({"n1": 1000.5, "ghost": 5.0})
+    assert store.get_node("n1").last_seen == 1000.5
+    assert store.get_node("n2").last_seen > 1000.5, "untouched nodes keep their time"
+    store.touch_nodes({})
+    assert [n.node_id for n in store.list_nodes()] == ["n1", "n2"], "unknown ids are not created"
+
+
+# -- restart and schema -------------------------------------------------------
+
+def test_reopen_keeps_everything(store_url: str) -> None:
+    first = Store.open(store_url)
+    first.create_queue(spec("a"), actor="t")
+    first.create_queue(spec("b", paused=True), actor="t")
+    first.update_queue("a", {"priority": 7}, actor="t")
+    reg = first.register_node(node("n1"))
+    first.set_draining("n1", True, actor="t")
+    queues, nodes, entries, generation = first.list_queues(), first.list_nodes(), first.list_audit(100), generation_of(first)
+    first.close()
+
+    second = Store.open(store_url)
+    try:
+        assert second.list_queues() == queues
+        assert second.list_nodes() == nodes
+        assert second.list_audit(100) == entries
+        assert generation_of(second) == generation == 4
+        assert second.get_node("n1").registered_at == reg.registered_at
+        # It keeps counting from where it was.
+        assert second.create_queue(spec("c"), actor="t")[1] == 5
+        with pytest.raises(AlreadyExists):
+            second.create_queue(spec("a"), actor="t")
+        with second.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+    finally:
+        second.close()
+
+    third = Store.open(store_url)
+    try:
+        assert [q.name for q in third.list_queues()] == ["a", "b", "c"]
+    finally:
+        third.close()
+
+
+def test_schema_tables(store: Store) -> None:
+    names = set(inspect(store.engine).get_table_names())
+    assert {"queues", "nodes", "audit", "counters", "alembic_version"} <= names
+
+
+def test_models_match_migrations(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
