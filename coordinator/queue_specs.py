@@ -24,7 +24,7 @@ def with_defaults(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
     out = queue_pb2.QueueSpec()
     out.CopyFrom(spec)
     for key, value in DEFAULTS.items():
-        if not getattr(out, key):
+        if not out.HasField(key):
             setattr(out, key, value)
     if not out.url and out.backend:
         try:

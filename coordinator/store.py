@@ -132,10 +132,7 @@ class Store:
 
     @staticmethod
     def _bump_generation(session: Session) -> int:
-        row = session.get(CounterRow, "generation", with_for_update=True)
-        if row is None:
-            row = CounterRow(name="generation", value=0)
-            session.add(row)
+        row = session.get_one(CounterRow, "generation", with_for_update=True)
         row.value += 1
         return row.value
 
@@ -149,9 +146,9 @@ class Store:
     def snapshot(self) -> tuple[list[queue_pb2.QueueSpec], int]:
         """Every queue and the generation they make up, read in one transaction."""
         with self._tx() as session:
-            row = session.get(CounterRow, "generation")
+            generation = session.get_one(CounterRow, "generation").value
             queues = [_queue_to_proto(r) for r in session.scalars(select(QueueRow).order_by(QueueRow.name))]
-            return queues, row.value if row else 0
+            return queues, generation
 
     def create_queue(self, spec: queue_pb2.QueueSpec, actor: str) -> tuple[queue_pb2.QueueSpec, int]:
         """Insert a queue; return it and the new generation."""

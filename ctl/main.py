@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cached_property
 from typing import IO, Any, TypeVar
 
@@ -21,6 +21,7 @@ import grpc
 
 from octobot import rpc
 from octobot.ctl.output import emit, fields, to_dict
+from octobot.envelope import BadMessage, Envelope
 from octobot.selector import parse_labels
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2, stats_pb2, stats_pb2_grpc
 
@@ -266,16 +267,19 @@ def _json_arg(text: str, kind: type, flag: str) -> Any:
     return value
 
 
-def _batches(lines: IO[str]) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for line in lines:
+def _read_envelopes(lines: IO[str], max_bytes: int) -> list[bytes]:
+    """Every non-blank line, checked before anything is sent, so a bad line
+    enqueues nothing and is named by its line number."""
+    messages = []
+    for number, line in enumerate(lines, 1):
         if line.strip():
-            batch.append(line.strip().encode())
-            if len(batch) == ENQUEUE_BATCH:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+            body = line.strip().encode()
+            try:
+                Envelope.parse(body, max_bytes)
+            except BadMessage as exc:
+                raise Refused(f"line {number}: {exc.reason}") from None
+            messages.append(body)
+    return messages
 
 
 @cli.command()
@@ -293,10 +297,12 @@ def enqueue(cluster: Cluster, queue_name: str, task: str | None, args_json: str,
     if (task is None) == (file is None):
         raise click.UsageError("give either TASK or -f FILE")
     if file is not None:
-        total = 0
-        for batch in _batches(file):
-            total += len(cluster.call(cluster.admin.Enqueue, admin_pb2.EnqueueRequest(queue=queue_name, messages=batch)).ids)
-        click.echo(f"enqueued {total} messages on {queue_name}")
+        spec = cluster.call(cluster.admin.GetQueue, admin_pb2.GetQueueRequest(name=queue_name)).queue
+        messages = _read_envelopes(file, spec.max_message_bytes)
+        for start in range(0, len(messages), ENQUEUE_BATCH):
+            batch = messages[start:start + ENQUEUE_BATCH]
+            cluster.call(cluster.admin.Enqueue, admin_pb2.EnqueueRequest(queue=queue_name, messages=batch))
+        click.echo(f"enqueued {len(messages)} messages on {queue_name}")
         return
     envelope: dict[str, Any] = {"task": task, "args": _json_arg(args_json, list, "--args"),
                                 "kwargs": _json_arg(kwargs_json, dict, "--kwargs")}

@@ -16,6 +16,16 @@ from typing import Any
 DEFAULT_MAX_BYTES = 1 << 20
 
 
+def _no_constants(name: str) -> None:
+    # Python's json accepts NaN and Infinity; JSON does not, and they poison arithmetic.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _count(value: object) -> bool:
+    """A non-negative integer; JSON true/false are not counts."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class BadMessage(ValueError):
     """A message that can never run; it goes to dead letters with ``reason``."""
 
@@ -44,10 +54,13 @@ class Envelope:
     @classmethod
     def parse(cls, body: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> Envelope:
         """Decode and validate one message; raise BadMessage saying why it cannot run."""
-        if max_bytes and len(body) > max_bytes:
-            raise BadMessage(f"message is {len(body)} bytes, over the {max_bytes}-byte limit")
+        raw = body.encode() if isinstance(body, str) else body
+        if max_bytes and len(raw) > max_bytes:
+            raise BadMessage(f"message is {len(raw)} bytes, over the {max_bytes}-byte limit")
         try:
-            data = json.loads(body)
+            data = json.loads(raw, parse_constant=_no_constants)
+        except json.JSONDecodeError as exc:
+            raise BadMessage(f"not JSON: {exc.msg} at character {exc.pos}") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadMessage(f"not JSON: {exc}") from None
         if not isinstance(data, dict):
@@ -62,12 +75,14 @@ class Envelope:
         if not isinstance(kwargs, dict):
             raise BadMessage("'kwargs' is not an object")
         max_retries = data.get("max_retries")
-        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
+        if max_retries is not None and not _count(max_retries):
             raise BadMessage("'max_retries' is not a non-negative integer")
         attempt = data.get("attempt", 0)
+        if not _count(attempt):
+            raise BadMessage("'attempt' is not a non-negative integer")
         enqueued_at = data.get("enqueued_at", 0.0)
-        if not isinstance(attempt, int) or not isinstance(enqueued_at, (int, float)):
-            raise BadMessage("'attempt' or 'enqueued_at' has the wrong type")
+        if isinstance(enqueued_at, bool) or not isinstance(enqueued_at, (int, float)):
+            raise BadMessage("'enqueued_at' is not a number of seconds")
         return cls(task=task, args=args, kwargs=kwargs, id=str(data.get("id") or ""),
                    enqueued_at=float(enqueued_at), attempt=attempt, max_retries=max_retries)
 

@@ -34,6 +34,8 @@ class Histogram:
         self.sum = 0.0
 
     def record(self, value: float) -> None:
+        if not math.isfinite(value):
+            return  # a broken clock or timestamp must not break the stats
         self.count += 1
         self.sum += value
         if value <= _MIN_VALUE:

@@ -73,9 +73,10 @@ class Selector:
             if m["absent"]:
                 terms.append(_Term(m["absent"], "!exists", frozenset()))
             elif m["setop"]:
-                values = frozenset(v.strip() for v in m["values"].split(",") if v.strip())
-                if not values:
-                    raise ValueError(f"empty value set in selector term {raw.strip()!r}")
+                values = frozenset(v.strip() for v in m["values"].split(","))
+                if not all(re.fullmatch(_VALUE, v) and v for v in values):
+                    raise ValueError(f"bad value set in selector term {raw.strip()!r}: "
+                                     "use comma-separated values like (a,b)")
                 terms.append(_Term(m["key"], m["setop"], values))
             elif m["op"]:
                 terms.append(_Term(m["key"], "!=" if m["op"] == "!=" else "=", frozenset([m["value"]])))

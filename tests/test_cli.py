@@ -71,11 +71,6 @@ def test_priority_out_of_range_exits_1(coord: Coordinator) -> None:
     assert octoctl_json(coord.target, "queue", "list") == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`queue add --priority 0` is silently stored as priority 5: octoctl sends 0, which proto3 cannot tell from "
-    "'unset', and queue_specs.with_defaults() replaces falsy fields with defaults. `queue set --priority 0` is "
-    "refused, so the two commands disagree. octoctl should range-check (click.IntRange(1, 10)) or the field "
-    "needs presence (optional int32)."))
 def test_priority_zero_is_refused_on_add(coord: Coordinator) -> None:
     result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--priority", "0", check=False)
     assert result.returncode != 0
@@ -164,10 +159,6 @@ def test_enqueue_and_file_with_a_bad_line(coord: Coordinator, tmp_path: Path) ->
     assert octoctl(coord.target, "enqueue", "q", "-f", str(good)).stdout.strip() == "enqueued 2 messages on q"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "enqueue -f reports the index of the bad message within its 1000-message batch, skipping blank lines "
-    "(ctl/main.py _batches + coordinator/admin_service.py Enqueue 'message {i + 1}'), not the file's line "
-    "number; here the bad line 1003 is reported as 'message 2'. Earlier batches are also already enqueued."))
 def test_enqueue_file_names_the_real_line_number(coord: Coordinator, tmp_path: Path) -> None:
     add_sqlite_queue(coord.target, "q", tmp_path)
     bad = tmp_path / "bad.jsonl"
@@ -224,10 +215,6 @@ def test_admin_statuses(channel: grpc.Channel) -> None:
     assert code_of(admin.GetNode, admin_pb2.GetNodeRequest(node_id="ghost")) == grpc.StatusCode.NOT_FOUND
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CreateQueue with priority=0 succeeds with priority 5: queue_specs.with_defaults() treats 0 as unset "
-    "(QueueSpec.priority has no presence in proto3; admin.proto documents 'zero values take the defaults'). "
-    "Rejecting an explicit 0 needs `optional int32 priority` or a separate field mask."))
 def test_create_queue_priority_zero_is_invalid(channel: grpc.Channel) -> None:
     admin = admin_pb2_grpc.AdminServiceStub(channel)
     assert code_of(admin.CreateQueue, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(

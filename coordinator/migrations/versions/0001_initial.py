@@ -53,11 +53,13 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=False),
     )
     op.create_index("ix_audit_at", "audit", ["at"])
-    op.create_table(
+    counters = op.create_table(
         "counters",
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.BigInteger(), nullable=False),
     )
+    # Seeded here so concurrent first writers (coordinator replicas) only ever update it.
+    op.bulk_insert(counters, [{"name": "generation", "value": 0}])
 
 
 def downgrade() -> None:
