@@ -148,8 +148,13 @@ class QueueRunner:
             backoff.reset()
             if batch:
                 with self._cond:
-                    self._buffer.extend(batch)
-                    self._cond.notify(len(batch))
+                    # Paused or stopped while the fetch was waiting: run none of it.
+                    keep = not (self.spec.paused or self._stopping)
+                    if keep:
+                        self._buffer.extend(batch)
+                        self._cond.notify(len(batch))
+                if not keep:
+                    self._give_back(batch)
 
     def _work_loop(self) -> None:
         while True:

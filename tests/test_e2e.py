@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import redis
@@ -168,3 +169,25 @@ def test_liveness_and_drain(procs: Processes, tmp_path: Path, key: str, redis_cl
     assert redis_client.hlen(f"{key}:runs") == 2
     with octobot.Client(REDIS_URL) as client:
         assert client.depth(key) == 2
+
+
+def test_pause_and_resume_on_the_sqlite_backend(procs: Processes, tmp_path: Path, key: str,
+                                                redis_client: redis.Redis) -> None:
+    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+    node = procs.node(coord.target, "a", [])
+    wait_until(lambda: all_up(coord.target, 1), what="node up")
+    queue_url = f"sqlite:///{tmp_path / 'queues.db'}"
+    octoctl(coord.target, "queue", "add", key, "--backend", "sqlite", "--url", queue_url, "--paused")
+    octoctl(coord.target, "enqueue", key, "-f", str(write_envelopes(tmp_path / "a.jsonl", key, range(50))))
+    wait_until(lambda: (queue_status(coord.target, node.node_id, key) or {}).get("paused"), what="paused queue")
+    with octobot.Client(queue_url) as client:
+        assert client.depth(key) == 50
+        assert redis_client.hlen(f"{key}:runs") == 0, "a paused queue is not fetched"
+        octoctl(coord.target, "queue", "resume", key)
+        wait_until(lambda: redis_client.hlen(f"{key}:runs") == 50, what="work after resume")
+        assert client.depth(key) == 0
+    octoctl(coord.target, "queue", "pause", key)
+    wait_until(lambda: (queue_status(coord.target, node.node_id, key) or {}).get("paused"), what="paused again")
+    octoctl(coord.target, "enqueue", key, "e2e.record", "--args", json.dumps([key, 99]))
+    time.sleep(1.5)
+    assert redis_client.hlen(f"{key}:runs") == 50
