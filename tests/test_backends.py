@@ -31,6 +31,11 @@ def _redis_up() -> bool:
 needs_redis = pytest.mark.skipif(not _redis_up(), reason=f"no Redis at {REDIS_URL}")
 
 
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+BEANSTALK_URL = "beanstalk://127.0.0.1:11300"
+URLS = {"redis": REDIS_URL, "amqp": AMQP_URL, "beanstalk": BEANSTALK_URL}
+
+
 @dataclass
 class Broker:
     """One test queue on one backend; ``open`` gives consumers on it."""
@@ -49,14 +54,25 @@ class Broker:
     def close(self) -> None:
         for backend in self.opened:
             backend.close()
+        # Leave nothing behind on the shared brokers.
+        cleaner = open_backend(self.kind, self.queue, self.url)
+        cleaner.purge()
+        cleaner.dead_purge()
+        cleaner.close()
         if self.kind == "redis":
             key = f"octobot:{self.queue}"
             redis.Redis.from_url(REDIS_URL).delete(key, f"{key}:delayed", f"{key}:dead")
+        elif self.kind == "amqp":
+            import pika
+            with pika.BlockingConnection(pika.URLParameters(AMQP_URL)) as conn:
+                channel = conn.channel()
+                for name in (self.queue, f"{self.queue}.dead"):
+                    channel.queue_delete(name)
 
 
-@pytest.fixture(params=[pytest.param("redis", marks=needs_redis), "sqlite"])
+@pytest.fixture(params=[pytest.param("redis", marks=needs_redis), "sqlite", "amqp", "beanstalk"])
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(request.param, REDIS_URL if request.param == "redis" else f"sqlite:///{tmp_path}/queues.db")
+    b = Broker(request.param, URLS.get(request.param, f"sqlite:///{tmp_path}/queues.db"))
     yield b
     b.close()
 
@@ -118,6 +134,10 @@ def test_unacked_message_goes_to_another_consumer(broker: Broker) -> None:
     dying.publish([b"job"])
     assert bodies(dying.fetch(10, 1.0)) == [b"job"]
     assert other.fetch(10, 0.1) == []
+    # The consumer dies without acking: its connection goes, and after the
+    # visibility timeout (Redis, SQLite, beanstalk TTR) or at once (AMQP)
+    # another consumer gets the message.
+    dying.close()
     time.sleep(0.6)
     got = other.fetch(10, 1.0)
     assert bodies(got) == [b"job"]

@@ -33,7 +33,11 @@ def backend_for_url(url: str) -> str:
     """The backend name whose schemes include the URL's scheme."""
     scheme = url.split("://", 1)[0]
     for name in available():
-        if scheme in backend_class(name).schemes:
+        try:
+            cls = backend_class(name)
+        except ImportError:
+            continue  # a backend whose library is missing cannot be the one meant
+        if scheme in cls.schemes:
             return name
     raise ValueError(f"no backend handles URLs like {url!r}")
 
