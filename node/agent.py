@@ -70,7 +70,8 @@ class Agent:
 
     def _open_backend(self, spec: queue_pb2.QueueSpec) -> Backend:
         return backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options),
-                                     consumer_name=self.node_id, visibility_timeout=visibility_timeout(spec))
+                                     consumer_name=self.node_id, visibility_timeout=visibility_timeout(spec),
+                                     prefetch=spec.concurrency)
 
     def _stop_later(self, runner: QueueRunner) -> None:
         """Stop a runner without blocking the session: its tasks finish in the background."""

@@ -59,6 +59,8 @@ class QueueRunner:
         with self._cond:
             self.spec = spec
             self._cond.notify_all()
+        if spec.concurrency != self._backend.prefetch:
+            self._backend.set_prefetch(spec.concurrency)
         self._resize(spec.concurrency)
 
     def _resize(self, target: int) -> None:

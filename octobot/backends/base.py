@@ -25,8 +25,10 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
+
+from octobot.envelope import BadMessage, Envelope
 
 
 class BrokerUnavailable(ConnectionError):
@@ -50,6 +52,15 @@ class DeadLetter:
     reason: str
     error: str
     failed_at: float
+
+    def revived(self) -> bytes:
+        """The body to publish again on an operator's retry: a valid envelope
+        starts over at attempt 0, so it gets its full retries again."""
+        try:
+            envelope = Envelope.parse(self.body, max_bytes=0)
+        except BadMessage:
+            return self.body
+        return replace(envelope, attempt=0).encode()
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "body": _text(self.body), "reason": self.reason,
@@ -86,12 +97,15 @@ class Backend(ABC):
     default_url: ClassVar[str] = ""
 
     def __init__(self, queue: str, url: str, options: Mapping[str, str] | None = None,
-                 *, consumer_name: str = "octobot", visibility_timeout: float = 30.0) -> None:
+                 *, consumer_name: str = "octobot", visibility_timeout: float = 30.0, prefetch: int = 0) -> None:
         self.queue = queue
         self.url = url
         self.options = dict(options or {})
         self.consumer_name = consumer_name
         self.visibility_timeout = visibility_timeout
+        # Most messages a consumer may hold unacked (0: the backend's choice);
+        # the node keeps it at the queue's concurrency so nothing is hoarded.
+        self.prefetch = prefetch
 
     @classmethod
     def normalize_url(cls, url: str) -> str:
@@ -134,6 +148,11 @@ class Backend(ABC):
         """Move the message to the queue's dead letters with why it failed."""
         self._dead_letter(delivery, encode_dead(delivery.body, reason, error))
 
+    def set_prefetch(self, count: int) -> None:
+        """The queue's concurrency changed: hold at most ``count`` unacked messages."""
+        self.prefetch = count
+        self._set_prefetch(count)
+
     def touch(self, deliveries: Sequence[Delivery]) -> None:
         """Keep long-running messages owned by this consumer (reset their visibility timer)."""
         if deliveries:
@@ -163,6 +182,9 @@ class Backend(ABC):
         """Release connections; the object is unusable afterwards."""
 
     # -- primitives each broker implements ----------------------------------
+
+    def _set_prefetch(self, count: int) -> None:
+        """Brokers that push messages (AMQP) apply the new limit; pull-based ones need nothing."""
 
     @abstractmethod
     def _publish(self, bodies: Sequence[bytes]) -> None: ...

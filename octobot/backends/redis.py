@@ -295,7 +295,7 @@ class RedisBackend(Backend):
             return 0
         args: list[bytes] = []
         for entry_id, fields in entries:
-            args += [entry_id, decode_dead(entry_id.decode(), fields[b"record"]).body]
+            args += [entry_id, decode_dead(entry_id.decode(), fields[b"record"]).revived()]
         return int(self._resurrect(keys=[self._dead_key, self._key], args=args))
 
     @_translating

@@ -211,7 +211,7 @@ class SqliteBackend(Backend):
                     "SELECT id, record FROM dead WHERE queue = ? AND id = ?", (self.queue, dead_id))]
             now = time.time()
             db.executemany("INSERT INTO messages (queue, body, available_at) VALUES (?, ?, ?)",
-                           [(self.queue, decode_dead(str(i), _blob(rec)).body, now) for i, rec in rows])
+                           [(self.queue, decode_dead(str(i), _blob(rec)).revived(), now) for i, rec in rows])
             db.executemany("DELETE FROM dead WHERE id = ?", [(i,) for i, _ in rows])
         return len(rows)
 
