@@ -21,8 +21,8 @@ Ctx = grpc.aio.ServicerContext
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, app: Coordinator) -> None:
         self.app = app
-        # Producers for Enqueue, by queue; reopened when the queue's broker changes.
-        self._producers: dict[str, tuple[tuple[str, str], Backend]] = {}
+        # Broker connections by queue; reopened when the queue's broker changes.
+        self._brokers: dict[str, tuple[tuple[str, str, tuple[tuple[str, str], ...]], Backend]] = {}
 
     # -- queues -----------------------------------------------------------
 
@@ -109,27 +109,65 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 envelopes.append(Envelope.parse(body, spec.max_message_bytes).completed())
             except BadMessage as exc:
                 raise ValueError(f"message {i + 1}: {exc.reason}") from None
-        producer = self._producer(spec)
-        await asyncio.to_thread(producer.publish, [e.encode() for e in envelopes])
+        await asyncio.to_thread(self._broker(spec).publish, [e.encode() for e in envelopes])
         return admin_pb2.EnqueueResponse(ids=[e.id for e in envelopes])
 
-    def _producer(self, spec: queue_pb2.QueueSpec) -> Backend:
-        where = (spec.backend, spec.url)
-        cached = self._producers.get(spec.name)
+    def _broker(self, spec: queue_pb2.QueueSpec) -> Backend:
+        """The coordinator's own connection to a queue's broker (enqueue, dead letters)."""
+        where = (spec.backend, spec.url, tuple(sorted(spec.options.items())))
+        cached = self._brokers.get(spec.name)
         if cached is None or cached[0] != where:
             if cached is not None:
                 cached[1].close()
             cached = (where, backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options)))
-            self._producers[spec.name] = cached
+            self._brokers[spec.name] = cached
         return cached[1]
+
+    # -- dead letters -----------------------------------------------------
+
+    @rpc_errors
+    async def ListDeadLetters(self, request: admin_pb2.ListDeadLettersRequest,
+                              context: Ctx) -> admin_pb2.ListDeadLettersResponse:
+        limit = _limit(request.limit)
+        spec = await self.app.db(self.app.store.get_queue, request.queue)
+        letters = await asyncio.to_thread(self._broker(spec).dead_list, limit)
+        response = admin_pb2.ListDeadLettersResponse()
+        for d in letters:
+            letter = response.letters.add(id=d.id, body=d.body, reason=d.reason, error=d.error)
+            letter.failed_at.FromNanoseconds(int(d.failed_at * 1e9))
+        return response
+
+    @rpc_errors
+    async def RetryDeadLetters(self, request: admin_pb2.RetryDeadLettersRequest,
+                               context: Ctx) -> admin_pb2.RetryDeadLettersResponse:
+        if request.all == bool(request.ids):
+            raise ValueError("name the dead letters to retry, or set all (not both)")
+        spec = await self.app.db(self.app.store.get_queue, request.queue)
+        ids = None if request.all else list(request.ids)
+        retried = await asyncio.to_thread(self._broker(spec).dead_retry, ids)
+        await self.app.db(self.app.store.record, context.peer(), "dead.retry", spec.name,
+                          {"ids": ids or "all", "retried": retried})
+        return admin_pb2.RetryDeadLettersResponse(retried=retried)
+
+    @rpc_errors
+    async def PurgeDeadLetters(self, request: admin_pb2.PurgeDeadLettersRequest,
+                               context: Ctx) -> admin_pb2.PurgeDeadLettersResponse:
+        spec = await self.app.db(self.app.store.get_queue, request.queue)
+        purged = await asyncio.to_thread(self._broker(spec).dead_purge)
+        await self.app.db(self.app.store.record, context.peer(), "dead.purge", spec.name, {"purged": purged})
+        return admin_pb2.PurgeDeadLettersResponse(purged=purged)
 
     @rpc_errors
     async def ListAudit(self, request: admin_pb2.ListAuditRequest, context: Ctx) -> admin_pb2.ListAuditResponse:
-        limit = request.limit or 100
-        if not 0 < limit <= 10_000:
-            raise ValueError(f"limit must be between 1 and 10000, got {limit}")
-        return admin_pb2.ListAuditResponse(entries=await self.app.db(self.app.store.list_audit, limit))
+        return admin_pb2.ListAuditResponse(entries=await self.app.db(self.app.store.list_audit, _limit(request.limit)))
 
     def close(self) -> None:
-        for _, producer in self._producers.values():
-            producer.close()
+        for _, broker in self._brokers.values():
+            broker.close()
+
+
+def _limit(requested: int) -> int:
+    limit = requested or 100
+    if not 0 < limit <= 10_000:
+        raise ValueError(f"limit must be between 1 and 10000, got {limit}")
+    return limit

@@ -247,6 +247,11 @@ class Store:
 
     # -- audit ------------------------------------------------------------
 
+    def record(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        """Audit an operator action that changes the brokers, not the desired state."""
+        with self._tx() as session:
+            self._audit(session, actor, action, target, detail)
+
     def list_audit(self, limit: int) -> list[admin_pb2.AuditEntry]:
         with self._tx() as session:
             rows = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))

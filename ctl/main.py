@@ -313,6 +313,51 @@ def enqueue(cluster: Cluster, queue_name: str, task: str | None, args_json: str,
     click.echo(resp.ids[0])
 
 
+# -- dead letters -------------------------------------------------------------
+
+@cli.group()
+def dead() -> None:
+    """Inspect, replay and purge a queue's dead letters."""
+
+
+@dead.command("list")
+@click.argument("queue_name", metavar="QUEUE")
+@click.option("--limit", default=100, show_default=True, help="oldest letters to show")
+@output_option
+@pass_cluster
+def dead_list(cluster: Cluster, queue_name: str, limit: int, output: str) -> None:
+    """List dead letters, oldest first, with why each failed."""
+    letters = cluster.call(cluster.admin.ListDeadLetters,
+                           admin_pb2.ListDeadLettersRequest(queue=queue_name, limit=limit)).letters
+    emit(output, [{**to_dict(d), "body": d.body.decode(errors="replace")} for d in letters],
+         ["ID", "FAILED AT", "REASON", "BODY"],
+         [[d.id, d.failed_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), d.reason,
+           d.body.decode(errors="replace")[:80]] for d in letters])
+
+
+@dead.command("retry")
+@click.argument("queue_name", metavar="QUEUE")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="retry every dead letter of the queue")
+@pass_cluster
+def dead_retry(cluster: Cluster, queue_name: str, ids: tuple[str, ...], retry_all: bool) -> None:
+    """Put dead letters back on their queue (attempts start over)."""
+    if retry_all == bool(ids):
+        raise click.UsageError("give dead-letter IDs or --all")
+    resp = cluster.call(cluster.admin.RetryDeadLetters,
+                        admin_pb2.RetryDeadLettersRequest(queue=queue_name, ids=ids, all=retry_all))
+    click.echo(f"retried {resp.retried} dead letters on {queue_name}")
+
+
+@dead.command("purge")
+@click.argument("queue_name", metavar="QUEUE")
+@pass_cluster
+def dead_purge(cluster: Cluster, queue_name: str) -> None:
+    """Delete every dead letter of a queue."""
+    resp = cluster.call(cluster.admin.PurgeDeadLetters, admin_pb2.PurgeDeadLettersRequest(queue=queue_name))
+    click.echo(f"purged {resp.purged} dead letters from {queue_name}")
+
+
 # -- stats and history ------------------------------------------------------
 
 STATS_COLUMNS = ["QUEUE", "GROUP", "RATE/S", "SUCCEEDED", "FAILED", "RETRIED", "DEAD", "REJECTED", "IN-FLIGHT",

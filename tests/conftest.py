@@ -13,7 +13,7 @@ import redis
 
 from cluster import Coordinator, Node, Process
 
-REDIS_URL = os.environ.get("OCTOBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+from brokers import REDIS_URL
 PG_ADMIN_URL = os.environ.get("OCTOBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

@@ -32,3 +32,12 @@ def record(key: str, i: int, sleep: float = 0.0) -> None:
 def fail(key: str) -> None:
     _redis.incr(f"{key}:attempts")
     raise RuntimeError("this task always fails")
+
+
+@octobot.task(name="e2e.flaky")
+def flaky(key: str, fail_times: int) -> None:
+    """Fail the first ``fail_times`` runs, then succeed."""
+    attempt = _redis.incr(f"{key}:attempts")
+    if attempt <= fail_times:
+        raise RuntimeError(f"run {attempt} fails on purpose")
+    _redis.incr(f"{key}:succeeded")

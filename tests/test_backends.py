@@ -18,7 +18,7 @@ from octobot.backends import Backend, BrokerUnavailable, Delivery, open_backend
 from octobot.backends.sqlite import SqliteBackend
 from octobot.envelope import Envelope
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from brokers import REDIS_URL, cleanup, queue_url
 
 
 def _redis_up() -> bool:
@@ -29,11 +29,6 @@ def _redis_up() -> bool:
 
 
 needs_redis = pytest.mark.skipif(not _redis_up(), reason=f"no Redis at {REDIS_URL}")
-
-
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-BEANSTALK_URL = "beanstalk://127.0.0.1:11300"
-URLS = {"redis": REDIS_URL, "amqp": AMQP_URL, "beanstalk": BEANSTALK_URL}
 
 
 @dataclass
@@ -54,25 +49,12 @@ class Broker:
     def close(self) -> None:
         for backend in self.opened:
             backend.close()
-        # Leave nothing behind on the shared brokers.
-        cleaner = open_backend(self.kind, self.queue, self.url)
-        cleaner.purge()
-        cleaner.dead_purge()
-        cleaner.close()
-        if self.kind == "redis":
-            key = f"octobot:{self.queue}"
-            redis.Redis.from_url(REDIS_URL).delete(key, f"{key}:delayed", f"{key}:dead")
-        elif self.kind == "amqp":
-            import pika
-            with pika.BlockingConnection(pika.URLParameters(AMQP_URL)) as conn:
-                channel = conn.channel()
-                for name in (self.queue, f"{self.queue}.dead"):
-                    channel.queue_delete(name)
+        cleanup(self.kind, self.url, self.queue)
 
 
 @pytest.fixture(params=[pytest.param("redis", marks=needs_redis), "sqlite", "amqp", "beanstalk"])
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(request.param, URLS.get(request.param, f"sqlite:///{tmp_path}/queues.db"))
+    b = Broker(request.param, queue_url(request.param, tmp_path))
     yield b
     b.close()
 

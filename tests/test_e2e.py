@@ -11,9 +11,9 @@ from pathlib import Path
 import redis
 
 import octobot
-from octobot import backends
 from cluster import octoctl, octoctl_json, wait_until
-from conftest import REDIS_URL, Processes
+from brokers import REDIS_URL
+from conftest import Processes
 
 
 def node_info(target: str, node_id: str) -> dict:
@@ -104,44 +104,6 @@ def test_coordinator_restart_mid_run(procs: Processes, tmp_path: Path, key: str,
     wait_until(lambda: all_up(coord.target, 1), what="node to re-register")
     assert octoctl_json(coord.target, "node", "list")[0]["node_id"] == node.node_id
     assert set(redis_client.hvals(f"{key}:runs")) == {b"1"}
-
-
-def test_bad_input_and_failures_go_to_dead_letters(procs: Processes, tmp_path: Path, key: str,
-                                                   redis_client: redis.Redis) -> None:
-    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
-    node = procs.node(coord.target, "a", [])
-    wait_until(lambda: all_up(coord.target, 1), what="node up")
-    octoctl(coord.target, "queue", "add", key, "--backend", "redis", "--url", REDIS_URL,
-            "--max-retries", "2", "--retry-backoff", "0.05", "--max-message-bytes", "2000")
-    stream = f"octobot:{key}"
-    redis_client.xadd(stream, {"body": b"{not json"})
-    redis_client.xadd(stream, {"body": json.dumps({"task": "nobody.registered.this"})})
-    redis_client.xadd(stream, {"body": json.dumps({"task": "e2e.record", "args": [key, 0, "x" * 3000]})})
-    redis_client.xadd(stream, {"body": json.dumps({"task": "e2e.fail", "args": [key]})})
-    redis_client.xadd(stream, {"body": json.dumps({"task": "e2e.fail", "args": [key], "max_retries": 0})})
-    # Good work keeps flowing around the poison.
-    with octobot.Client(REDIS_URL) as client:
-        client.enqueue_many(key, [octobot.Envelope.new("e2e.record", [key, i]) for i in range(1, 101)])
-
-    dead = backends.open_backend("redis", key, REDIS_URL)
-    wait_until(lambda: len(dead.dead_list()) == 5, what="five dead letters")
-    wait_until(lambda: redis_client.hlen(f"{key}:runs") == 100, what="good messages to run")
-    reasons = sorted(d.reason for d in dead.dead_list())
-    assert reasons[0].startswith("failed after 1 attempt(s): RuntimeError")
-    assert reasons[1].startswith("failed after 3 attempt(s): RuntimeError")
-    assert any(r.startswith("message is") and "over the 2000-byte limit" in r for r in reasons)
-    assert "not JSON" in " ".join(reasons) and "unknown task 'nobody.registered.this'" in reasons
-    assert int(redis_client.get(f"{key}:attempts")) == 3 + 1, "3 attempts with retries, 1 without"
-    assert all("Traceback" in d.error for d in dead.dead_list() if d.reason.startswith("failed"))
-    assert node.alive()
-
-    def counts() -> dict:
-        rows = octoctl_json(coord.target, "stats", "--queue", key)
-        return {k: int(rows[0].get(k, 0)) for k in ("rejected", "dead_lettered", "retried", "succeeded")} if rows else {}
-    expected = {"rejected": 3, "dead_lettered": 2, "retried": 2, "succeeded": 100}
-    wait_until(lambda: counts() == expected, what=f"stats to count {expected}")
-    dead.dead_purge()
-    dead.close()
 
 
 def test_liveness_and_drain(procs: Processes, tmp_path: Path, key: str, redis_client: redis.Redis) -> None:

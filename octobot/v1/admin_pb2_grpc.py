@@ -91,6 +91,21 @@ class AdminServiceStub:
                 request_serializer=octobot_dot_v1_dot_admin__pb2.EnqueueRequest.SerializeToString,
                 response_deserializer=octobot_dot_v1_dot_admin__pb2.EnqueueResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/octobot.v1.AdminService/ListDeadLetters',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RetryDeadLetters = channel.unary_unary(
+                '/octobot.v1.AdminService/RetryDeadLetters',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.RetryDeadLettersRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.RetryDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.PurgeDeadLetters = channel.unary_unary(
+                '/octobot.v1.AdminService/PurgeDeadLetters',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.PurgeDeadLettersRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.PurgeDeadLettersResponse.FromString,
+                _registered_method=True)
         self.ListAudit = channel.unary_unary(
                 '/octobot.v1.AdminService/ListAudit',
                 request_serializer=octobot_dot_v1_dot_admin__pb2.ListAuditRequest.SerializeToString,
@@ -171,6 +186,27 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """A queue's dead letters: messages that failed their last retry or could
+        never run (bad input), with the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryDeadLetters(self, request, context):
+        """Put dead letters back on their queue, starting again at attempt 0.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeDeadLetters(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAudit(self, request, context):
         """Admin changes, newest first.
         """
@@ -235,6 +271,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Enqueue,
                     request_deserializer=octobot_dot_v1_dot_admin__pb2.EnqueueRequest.FromString,
                     response_serializer=octobot_dot_v1_dot_admin__pb2.EnqueueResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RetryDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDeadLetters,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.RetryDeadLettersRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.RetryDeadLettersResponse.SerializeToString,
+            ),
+            'PurgeDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeDeadLetters,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.PurgeDeadLettersRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.PurgeDeadLettersResponse.SerializeToString,
             ),
             'ListAudit': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAudit,
@@ -541,6 +592,87 @@ class AdminService:
             '/octobot.v1.AdminService/Enqueue',
             octobot_dot_v1_dot_admin__pb2.EnqueueRequest.SerializeToString,
             octobot_dot_v1_dot_admin__pb2.EnqueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/ListDeadLetters',
+            octobot_dot_v1_dot_admin__pb2.ListDeadLettersRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/RetryDeadLetters',
+            octobot_dot_v1_dot_admin__pb2.RetryDeadLettersRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.RetryDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/PurgeDeadLetters',
+            octobot_dot_v1_dot_admin__pb2.PurgeDeadLettersRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.PurgeDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,83 @@
+"""Bad input and exhausted retries end in the dead letters on every backend,
+with their reasons; octoctl lists, replays and purges them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+import octobot
+from brokers import BACKENDS, cleanup, queue_url
+from cluster import octoctl, octoctl_json, wait_until
+from conftest import Processes
+from octobot.backends import open_backend
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_queue(request: pytest.FixtureRequest, key: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    kind = request.param
+    url = queue_url(kind, tmp_path)
+    yield kind, url
+    cleanup(kind, url, key)
+
+
+def test_poison_and_failures_are_dead_lettered_and_replayed(procs: Processes, tmp_path: Path, key: str,
+                                                            redis_client: redis.Redis,
+                                                            backend_queue: tuple[str, str]) -> None:
+    kind, url = backend_queue
+    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+    node = procs.node(coord.target, "a", [])
+    octoctl(coord.target, "queue", "add", key, "--backend", kind, "--url", url, "--max-retries", "1",
+            "--retry-backoff", "0.05", "--max-message-bytes", "2000")
+
+    # Raw producer messages, as any language would send them.
+    oversized = json.dumps({"task": "e2e.record", "args": [key, 0, "x" * 3000]}).encode()
+    raw = open_backend(kind, key, url)
+    raw.publish([b"{not json", json.dumps({"task": "nobody.registered.this"}).encode(), oversized,
+                 json.dumps({"task": "e2e.flaky", "args": [f"{key}-flaky", 3]}).encode()])
+    raw.close()
+    with octobot.Client(url) as client:  # good work keeps flowing around the poison
+        client.enqueue_many(key, [octobot.Envelope.new("e2e.record", [key, i]) for i in range(1, 51)])
+
+    letters = wait_until(lambda: len(d := octoctl_json(coord.target, "dead", "list", key)) == 4 and d,
+                         timeout=30, what="four dead letters")
+    wait_until(lambda: redis_client.hlen(f"{key}:runs") == 50, what="good messages to run")
+    reasons = {d["reason"].split(":")[0]: d for d in letters}
+    assert set(reasons) == {"not JSON", "unknown task 'nobody.registered.this'", f"message is {len(oversized)} bytes, over the 2000-byte limit",
+                            "failed after 2 attempt(s)"}, reasons.keys()
+    flaky = reasons["failed after 2 attempt(s)"]
+    assert "RuntimeError: run 2 fails on purpose" in flaky["error"] and "Traceback" in flaky["error"]
+    assert json.loads(flaky["body"])["attempt"] == 1
+    assert int(redis_client.get(f"{key}-flaky:attempts")) == 2
+
+    # Replayed, the letter starts over at attempt 0: run 3 fails and is retried, run 4 succeeds.
+    assert octoctl(coord.target, "dead", "retry", key, flaky["id"]).stdout.strip() == f"retried 1 dead letters on {key}"
+    wait_until(lambda: redis_client.get(f"{key}-flaky:succeeded") == b"1", timeout=30, what="replayed task to succeed")
+    assert int(redis_client.get(f"{key}-flaky:attempts")) == 4
+    assert len(octoctl_json(coord.target, "dead", "list", key)) == 3
+
+    def counts() -> dict[str, int]:
+        rows = octoctl_json(coord.target, "stats", "--queue", key)
+        return {k: int(rows[0].get(k, 0)) for k in ("rejected", "dead_lettered", "retried", "succeeded")} if rows else {}
+    expected = {"rejected": 3, "dead_lettered": 1, "retried": 2, "succeeded": 51}
+    wait_until(lambda: counts() == expected, what=f"stats to count {expected}")
+
+    assert octoctl(coord.target, "dead", "purge", key).stdout.strip() == f"purged 3 dead letters from {key}"
+    assert octoctl_json(coord.target, "dead", "list", key) == []
+    assert [e["action"] for e in octoctl_json(coord.target, "history")][:2] == ["dead.purge", "dead.retry"]
+    assert node.alive()
+
+
+def test_dead_letter_cli_errors(procs: Processes, tmp_path: Path, key: str) -> None:
+    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+    assert octoctl(coord.target, "dead", "list", "ghost", check=False).returncode == 1
+    octoctl(coord.target, "queue", "add", key, "--backend", "sqlite", "--url", f"sqlite:///{tmp_path / 'q.db'}")
+    usage = octoctl(coord.target, "dead", "retry", key, check=False)
+    assert usage.returncode == 2 and usage.stderr.startswith("error: give dead-letter IDs or --all")
+    bad = octoctl(coord.target, "dead", "retry", key, "not-an-id", check=False)
+    assert bad.returncode == 1 and "not-an-id" in bad.stderr
+    assert octoctl(coord.target, "dead", "retry", key, "--all").stdout.strip() == f"retried 0 dead letters on {key}"
