@@ -25,16 +25,18 @@ def retry_delay(base: float, attempt: int) -> float:
     return nominal * random.uniform(0.5, 1.5)
 
 
-def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, metrics: QueueMetrics) -> None:
+def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, metrics: QueueMetrics) -> bool:
+    """Run one message. Failures are retried or dead-lettered here; True means
+    the task succeeded and the caller must ack the message (acks are batched)."""
     try:
         envelope = Envelope.parse(delivery.body, spec.max_message_bytes)
     except BadMessage as exc:
         _reject(delivery, backend, metrics, exc.reason)
-        return
+        return False
     fn = tasks.lookup(envelope.task)
     if fn is None:
         _reject(delivery, backend, metrics, f"unknown task {envelope.task!r}")
-        return
+        return False
 
     started = time.time()
     try:
@@ -43,10 +45,10 @@ def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
         ended = time.time()
         metrics.finished(False, ended - started, ended - envelope.enqueued_at if envelope.enqueued_at else None)
         _failed(delivery, spec, backend, metrics, envelope, exc)
-        return
+        return False
     ended = time.time()
     metrics.finished(True, ended - started, ended - envelope.enqueued_at if envelope.enqueued_at else None)
-    _settle(backend, "ack", [delivery])
+    return True
 
 
 def _failed(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, metrics: QueueMetrics,
@@ -56,22 +58,22 @@ def _failed(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
         delay = retry_delay(spec.retry_backoff, envelope.attempt)
         log.info("task %s (%s) failed on attempt %d, retrying in %.1fs: %r",
                  envelope.task, envelope.id, envelope.attempt + 1, delay, exc)
-        if _settle(backend, "retry", delivery, envelope.next_attempt().encode(), delay):
+        if settle(backend, "retry", delivery, envelope.next_attempt().encode(), delay):
             metrics.count(retried=1)
         return
     reason = f"failed after {envelope.attempt + 1} attempt(s): {type(exc).__name__}: {exc}"
     log.warning("task %s (%s) dead-lettered: %s", envelope.task, envelope.id, reason)
-    if _settle(backend, "dead_letter", delivery, reason, traceback.format_exc()):
+    if settle(backend, "dead_letter", delivery, reason, traceback.format_exc()):
         metrics.count(dead_lettered=1)
 
 
 def _reject(delivery: Delivery, backend: Backend, metrics: QueueMetrics, reason: str) -> None:
     log.warning("message on %s dead-lettered unread: %s", backend.queue, reason)
-    if _settle(backend, "dead_letter", delivery, reason):
+    if settle(backend, "dead_letter", delivery, reason):
         metrics.count(rejected=1)
 
 
-def _settle(backend: Backend, action: str, *args: object) -> bool:
+def settle(backend: Backend, action: str, *args: object) -> bool:
     """Ack, retry or dead-letter; if the broker is gone the message stays unacked
     and comes back after the visibility timeout (at least once)."""
     try:

@@ -17,13 +17,14 @@ from collections.abc import Callable
 
 from octobot.backends import Backend, BrokerUnavailable, Delivery
 from octobot.node.backoff import Backoff
-from octobot.node.execute import execute
+from octobot.node.execute import execute, settle
 from octobot.node.metrics import QueueMetrics
 from octobot.v1 import node_pb2, queue_pb2, stats_pb2
 
 log = logging.getLogger("octobot.node.runner")
 
 FETCH_WAIT = 1.0
+COALESCE = 0.002
 DEFAULT_VISIBILITY = 30.0
 
 
@@ -36,10 +37,16 @@ class QueueRunner:
         self.spec = spec
         self.metrics = QueueMetrics(spec.name)
         self._backend = open_backend(spec)
-        self._cond = threading.Condition()
+        # One lock, two conditions: workers wait for messages, the fetcher for
+        # free slots (or acks to send), so neither wakes the other needlessly.
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._slots = threading.Condition(self._lock)
         self._buffer: deque[Delivery] = deque()
         # Running deliveries -> start time (monotonic), for touch and gauges.
         self._running: dict[int, tuple[Delivery, float]] = {}
+        # Finished tasks whose messages the fetcher acks in one batch.
+        self._acks: list[Delivery] = []
         self._workers = 0
         self._stopping = False
         self._connected = True
@@ -56,18 +63,18 @@ class QueueRunner:
 
     def update(self, spec: queue_pb2.QueueSpec) -> None:
         """Apply a changed spec of the same broker binding: concurrency, pause, retries."""
-        with self._cond:
+        with self._lock:
             self.spec = spec
-            self._cond.notify_all()
+            self._wake_all()
         if spec.concurrency != self._backend.prefetch:
             self._backend.set_prefetch(spec.concurrency)
         self._resize(spec.concurrency)
 
     def _resize(self, target: int) -> None:
-        with self._cond:
+        with self._lock:
             missing = target - self._workers
             self._workers = max(self._workers, target)
-            self._cond.notify_all()
+            self._wake_all()
         for _ in range(missing):
             t = threading.Thread(target=self._work_loop, name=f"work-{self.spec.name}", daemon=True)
             self._threads.append(t)
@@ -76,17 +83,17 @@ class QueueRunner:
     def stop(self, timeout: float | None = None) -> bool:
         """Stop fetching, hand unstarted messages back, let running tasks finish.
         Returns False if tasks were still running after ``timeout`` seconds."""
-        with self._cond:
+        with self._lock:
             self._stopping = True
-            self._cond.notify_all()
+            self._wake_all()
         self._fetcher.join()
-        with self._cond:
-            unstarted = list(self._buffer)
-            self._buffer.clear()
+        with self._lock:
+            unstarted = self._take_buffer()
         self._give_back(unstarted)
         deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._flush_acks()
         finished = not any(t.is_alive() for t in self._threads)
         if finished:
             self._backend.close()
@@ -96,20 +103,24 @@ class QueueRunner:
 
     @property
     def in_flight(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._running)
 
     def status(self) -> node_pb2.QueueStatus:
-        with self._cond:
+        with self._lock:
             return node_pb2.QueueStatus(queue=self.spec.name, workers=self._workers, in_flight=len(self._running),
                                         connected=self._connected, paused=self.spec.paused, error=self._error)
 
     def sample(self) -> stats_pb2.QueueSample:
-        with self._cond:
-            running = len(self._running)
-        return self.metrics.take(in_flight=running + len(self._buffer), busy_slots=running, backlog=self._backlog)
+        with self._lock:
+            running, buffered = len(self._running), len(self._buffer)
+        return self.metrics.take(in_flight=running + buffered, busy_slots=running, backlog=self._backlog)
 
     # -- threads ------------------------------------------------------------
+
+    def _wake_all(self) -> None:
+        self._work.notify_all()
+        self._slots.notify_all()
 
     def _wanted(self) -> int:
         """Messages to ask for now: idle workers not already fed from the buffer."""
@@ -121,14 +132,20 @@ class QueueRunner:
         backoff = Backoff()
         last_touch = last_depth = 0.0
         while True:
-            with self._cond:
-                while not self._stopping and self._wanted() <= 0:
-                    self._cond.wait(FETCH_WAIT)
-                    if self.spec.paused and self._buffer:
-                        self._give_back_locked()
+            with self._lock:
+                while not self._stopping and self._wanted() <= 0 and not self._acks and not self._paused_with_buffer():
+                    self._slots.wait(FETCH_WAIT)
                 if self._stopping:
                     return
+                # Under load, give a few more workers a moment to finish, so one
+                # round trip brings a batch instead of one message at a time.
+                self._slots.wait_for(lambda: self._stopping or self._wanted() >= self._workers // 4, COALESCE)
                 want = self._wanted()
+                unstarted = self._take_buffer() if self.spec.paused else []
+            self._give_back(unstarted)
+            self._flush_acks()
+            if want <= 0:
+                continue
             try:
                 batch = self._backend.fetch(want, FETCH_WAIT)
                 now = time.monotonic()
@@ -149,48 +166,61 @@ class QueueRunner:
             self._set_connected(True, "")
             backoff.reset()
             if batch:
-                with self._cond:
+                with self._lock:
                     # Paused or stopped while the fetch was waiting: run none of it.
                     keep = not (self.spec.paused or self._stopping)
                     if keep:
                         self._buffer.extend(batch)
-                        self._cond.notify(len(batch))
+                        self._work.notify(len(batch))
                 if not keep:
                     self._give_back(batch)
 
     def _work_loop(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 while not self._buffer and not self._stopping and self._workers <= self.spec.concurrency:
-                    self._cond.wait()
+                    self._work.wait()
                 if self._stopping or self._workers > self.spec.concurrency:
                     # Surplus after a shrink, or shutting down: leave after the task we finished.
                     self._workers -= 1
-                    self._cond.notify_all()
+                    self._slots.notify()
                     return
                 delivery = self._buffer.popleft()
                 self._running[id(delivery)] = (delivery, time.monotonic())
+            succeeded = False
             try:
-                execute(delivery, self.spec, self._backend, self.metrics)
+                succeeded = execute(delivery, self.spec, self._backend, self.metrics)
             except Exception:  # a bug of ours must not kill the worker; the message is redelivered
                 log.exception("unexpected error running a message on %s", self.spec.name)
             finally:
-                with self._cond:
+                with self._lock:
                     del self._running[id(delivery)]
-                    self._cond.notify_all()
+                    if succeeded:
+                        self._acks.append(delivery)
+                    self._slots.notify()
+
+    def _flush_acks(self) -> None:
+        with self._lock:
+            acks, self._acks = self._acks, []
+        settle(self._backend, "ack", acks)
 
     def _touch_running(self, now: float) -> None:
         old = visibility_timeout(self.spec) / 3
-        with self._cond:
+        with self._lock:
             slow = [d for d, started in self._running.values() if now - started > old]
         self._backend.touch(slow)
 
-    def _give_back_locked(self) -> None:
+    def _paused_with_buffer(self) -> bool:
+        return self.spec.paused and bool(self._buffer)
+
+    def _take_buffer(self) -> list[Delivery]:
         unstarted = list(self._buffer)
         self._buffer.clear()
-        self._give_back(unstarted)
+        return unstarted
 
     def _give_back(self, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
         try:
             self._backend.release(deliveries)
         except BrokerUnavailable as exc:
@@ -207,5 +237,5 @@ class QueueRunner:
         self._connected, self._error = connected, error
 
     def _sleep(self, seconds: float) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._stopping, timeout=seconds)
+        with self._lock:
+            self._slots.wait_for(lambda: self._stopping, timeout=seconds)

@@ -20,6 +20,11 @@ import click
 import octobot
 
 
+@octobot.task(name="demo.noop")
+def noop(*args: object, **kwargs: object) -> None:
+    """Does nothing: benchmarks measure Octobot itself with it."""
+
+
 @octobot.task(name="demo.resize_image")
 def resize_image(width: int, height: int) -> int:
     """Pretend work: 5-30 ms."""

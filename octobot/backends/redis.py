@@ -34,6 +34,7 @@ from redis.retry import Retry
 from octobot.backends.base import Backend, BrokerUnavailable, DeadLetter, Delivery, decode_dead
 
 GROUP = "octobot"
+PROMOTE_EVERY = 0.05
 _UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
 _STREAM_ID = re.compile(r"\d+-\d+")
 
@@ -121,6 +122,7 @@ class RedisBackend(Backend):
         # at once are harmless: at worst one extra XAUTOCLAIM.
         self._next_reclaim = 0.0
         self._reclaim_from = "0-0"
+        self._next_promote = 0.0
 
     def _create_group(self) -> None:
         try:
@@ -158,7 +160,12 @@ class RedisBackend(Backend):
 
     @_translating
     def _fetch(self, max_count: int, timeout: float) -> list[Delivery]:
-        self._promote(keys=[self._delayed_key, self._key], args=[time.time()])
+        now = time.monotonic()
+        if now >= self._next_promote:
+            # Due retries move to the stream; checking every few ms is precise
+            # enough for backoffs and saves a round trip on most fetches.
+            self._next_promote = now + PROMOTE_EVERY
+            self._promote(keys=[self._delayed_key, self._key], args=[time.time()])
         deliveries = self._with_group(lambda: self._reclaim(max_count))
         want = max_count - len(deliveries)
         if want == 0:
@@ -188,7 +195,8 @@ class RedisBackend(Backend):
 
     @_translating
     def _ack(self, deliveries: Sequence[Delivery]) -> None:
-        pipe = self._client.pipeline(transaction=True)
+        # No MULTI: XACK and XDEL are idempotent, so a half-applied ack is re-done harmlessly.
+        pipe = self._client.pipeline(transaction=False)
         self._forget(pipe, deliveries)
         pipe.execute()
 
