@@ -142,12 +142,10 @@ class QueueRunner:
                 self._slots.wait_for(lambda: self._stopping or self._wanted() >= self._workers // 4, COALESCE)
                 want = self._wanted()
                 unstarted = self._take_buffer() if self.spec.paused else []
+                acks, self._acks = self._acks, []
             self._give_back(unstarted)
-            self._flush_acks()
-            if want <= 0:
-                continue
             try:
-                batch = self._backend.fetch(want, FETCH_WAIT)
+                batch = self._backend.ack_and_fetch(acks, want, FETCH_WAIT)
                 now = time.monotonic()
                 if now - last_touch > visibility_timeout(self.spec) / 3:
                     self._touch_running(now)
@@ -155,12 +153,11 @@ class QueueRunner:
                 if now - last_depth > 2.0:
                     self._backlog = self._backend.depth()
                     last_depth = now
-            except BrokerUnavailable as exc:
-                self._set_connected(False, str(exc))
-                self._sleep(backoff.next())
-                continue
-            except Exception as exc:  # a broker reply we did not expect: keep the fetcher alive
-                self._set_connected(False, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # broker down, or a reply we did not expect: keep the fetcher alive
+                self._set_connected(False, str(exc) if isinstance(exc, BrokerUnavailable) else f"{type(exc).__name__}: {exc}")
+                if acks:
+                    log.warning("queue %s: %d finished messages could not be acked; the broker will "
+                                "redeliver them", self.spec.name, len(acks))
                 self._sleep(backoff.next())
                 continue
             self._set_connected(True, "")

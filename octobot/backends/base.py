@@ -135,6 +135,16 @@ class Backend(ABC):
         if deliveries:
             self._ack(deliveries)
 
+    def ack_and_fetch(self, acks: Sequence[Delivery], max_count: int, timeout: float) -> list[Delivery]:
+        """Ack finished messages, then take up to ``max_count`` new ones: the
+        consumer's hot path, in one round trip where the broker allows."""
+        if not acks:
+            return self.fetch(max_count, timeout)
+        if max_count <= 0:
+            self._ack(acks)
+            return []
+        return self._ack_and_fetch(acks, max_count, timeout)
+
     def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand unstarted messages back so any consumer may take them now."""
         if deliveries:
@@ -185,6 +195,11 @@ class Backend(ABC):
 
     def _set_prefetch(self, count: int) -> None:
         """Brokers that push messages (AMQP) apply the new limit; pull-based ones need nothing."""
+
+    def _ack_and_fetch(self, acks: Sequence[Delivery], max_count: int, timeout: float) -> list[Delivery]:
+        """Two steps by default; a broker that can pipeline them overrides this."""
+        self._ack(acks)
+        return self._fetch(max_count, timeout)
 
     @abstractmethod
     def _publish(self, bodies: Sequence[bytes]) -> None: ...

@@ -83,7 +83,8 @@ def _translating(method: Callable[Concatenate[RedisBackend, P], R]) -> Callable[
 
 
 def _is_nogroup(exc: redis.ResponseError) -> bool:
-    return str(exc).startswith("NOGROUP")
+    # Pipelines prefix the server's error with "Command # n (...) of pipeline caused error:".
+    return "NOGROUP" in str(exc)
 
 
 def _body(fields: dict[bytes, bytes]) -> bytes:
@@ -160,6 +161,14 @@ class RedisBackend(Backend):
 
     @_translating
     def _fetch(self, max_count: int, timeout: float) -> list[Delivery]:
+        return self._read((), max_count, timeout)
+
+    @_translating
+    def _ack_and_fetch(self, acks: Sequence[Delivery], max_count: int, timeout: float) -> list[Delivery]:
+        return self._read(acks, max_count, timeout)
+
+    def _read(self, acks: Sequence[Delivery], max_count: int, timeout: float) -> list[Delivery]:
+        """XACK + XDEL of ``acks`` and XREADGROUP in one pipeline: one round trip per batch."""
         now = time.monotonic()
         if now >= self._next_promote:
             # Due retries move to the stream; checking every few ms is precise
@@ -168,13 +177,20 @@ class RedisBackend(Backend):
             self._promote(keys=[self._delayed_key, self._key], args=[time.time()])
         deliveries = self._with_group(lambda: self._reclaim(max_count))
         want = max_count - len(deliveries)
-        if want == 0:
-            return deliveries
         # BLOCK 0 would wait forever: leave it out for a non-blocking read.
         block = None if deliveries or timeout <= 0 else max(1, int(min(timeout, self._max_block) * 1000))
-        reply = self._with_group(lambda: self._client.xreadgroup(
-            GROUP, self.consumer_name, {self._key: ">"}, count=want, block=block))
-        for _stream, entries in reply or []:
+
+        def read() -> Any:
+            pipe = self._client.pipeline(transaction=False)
+            if acks:
+                self._forget(pipe, acks)
+            if want > 0:
+                pipe.xreadgroup(GROUP, self.consumer_name, {self._key: ">"}, count=want, block=block)
+            replies = pipe.execute()
+            return replies[-1] if want > 0 else None
+
+        # Re-running after NOGROUP is safe: XACK and XDEL are idempotent.
+        for _stream, entries in self._with_group(read) or []:
             deliveries += [Delivery(body=_body(fields), receipt=entry_id) for entry_id, fields in entries]
         return deliveries
 
