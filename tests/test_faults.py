@@ -112,3 +112,23 @@ def test_broker_restart_loses_nothing(procs: Processes, tmp_path: Path, key: str
     # One log line per state change, not one per reconnect attempt.
     log = node.output()
     assert log.count("broker unavailable") == 1 and log.count("broker connection restored") == 1, log[-3000:]
+
+
+def test_sigterm_finishes_running_tasks_and_gives_back_the_rest(
+        procs: Processes, tmp_path: Path, key: str, redis_client: redis.Redis,
+        shared_queue: tuple[str, str]) -> None:
+    kind, url = shared_queue
+    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+    node = procs.node(coord.target, "a", [])
+    octoctl(coord.target, "queue", "add", key, "--backend", kind, "--url", url, "--concurrency", "2")
+    producer = open_backend(kind, key, url)
+    producer.publish([json.dumps({"task": "e2e.record", "args": [key, i, 1.5]}).encode() for i in range(6)])
+    wait_until(lambda: int(redis_client.get(f"{key}:running") or 0) == 2, what="two tasks running")
+
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.proc.wait(timeout=30) == 0
+    assert runs(redis_client, key) == {0: 1, 1: 1}, "the running tasks finished, nothing else started"
+    assert "left unacked" not in node.output()
+    # The unstarted four are back on the broker for the next consumer.
+    wait_until(lambda: producer.depth() == 4, what="four messages back in the queue")
+    producer.close()
