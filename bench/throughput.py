@@ -1,7 +1,7 @@
 """No-op tasks per second through one Octobot node, beside the broker's ceiling.
 
-    python bench/throughput.py --backend redis -n 50000
-    python bench/throughput.py --backend amqp -n 50000 --concurrency 16
+    python bench/throughput.py --backend redis
+    python bench/throughput.py --backend amqp --concurrency 32
 
 For the chosen backend it prints:
 - node: N no-op tasks pre-filled, then drained by one real node process
@@ -100,7 +100,7 @@ def ceiling(opts: argparse.Namespace, url: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="redis", choices=sorted(DRAIN))
-    parser.add_argument("-n", type=int, default=50_000)
+    parser.add_argument("-n", type=int, default=200_000, help="tasks (large, so the 0.2 s stats granularity is noise)")
     parser.add_argument("--concurrency", type=int, default=16, help="worker threads for the queue")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
