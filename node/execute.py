@@ -42,12 +42,10 @@ def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
     try:
         fn(*envelope.args, **envelope.kwargs)
     except Exception as exc:
-        ended = time.time()
-        metrics.finished(False, ended - started, ended - envelope.enqueued_at if envelope.enqueued_at else None)
+        metrics.finished(False, envelope.enqueued_at, started, time.time())
         _failed(delivery, spec, backend, metrics, envelope, exc)
         return False
-    ended = time.time()
-    metrics.finished(True, ended - started, ended - envelope.enqueued_at if envelope.enqueued_at else None)
+    metrics.finished(True, envelope.enqueued_at, started, time.time())
     return True
 
 

@@ -18,6 +18,7 @@ from octobot.logs import setup_logging
 from octobot.node.agent import Agent
 from octobot.node.session import CoordinatorSession
 from octobot.node.state import StateDir
+from octobot.node.stats_buffer import StatsBuffer
 from octobot.selector import parse_labels
 
 log = logging.getLogger("octobot.node")
@@ -54,8 +55,10 @@ def main(coordinator: str, labels: tuple[str, ...], task_modules: tuple[str, ...
     agent = Agent(StateDir(state_dir), drain_timeout=drain_timeout)
     log.info("node %s starting (labels %s, %d tasks registered)", agent.node_id, label_map, len(tasks.names()))
     agent.start_from_cache()
-    session = CoordinatorSession(agent, coordinator, label_map, interval=interval)
+    stats = StatsBuffer(agent.stats, interval)
+    session = CoordinatorSession(agent, stats, coordinator, label_map)
     stopped = threading.Event()
+    threading.Thread(target=stats.run, args=(stopped,), name="stats", daemon=True).start()
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("%s: stopping fetch, finishing in-flight work (up to %.0fs)", signal.Signals(signum).name,

@@ -20,17 +20,20 @@ class QueueMetrics:
     def _reset(self) -> None:
         self.succeeded = self.failed = self.retried = self.dead_lettered = self.rejected = 0
         self.run = Histogram()
+        self.wait = Histogram()
         self.e2e = Histogram()
 
-    def finished(self, ok: bool, run_time: float, end_to_end: float | None) -> None:
+    def finished(self, ok: bool, enqueued_at: float, started: float, ended: float) -> None:
+        """One task ran from ``started`` to ``ended`` (wall clock); ``enqueued_at`` 0 if unknown."""
         with self._lock:
             if ok:
                 self.succeeded += 1
             else:
                 self.failed += 1
-            self.run.record(run_time)
-            if end_to_end is not None:
-                self.e2e.record(end_to_end)
+            self.run.record(ended - started)
+            if enqueued_at:
+                self.wait.record(started - enqueued_at)
+                self.e2e.record(ended - enqueued_at)
 
     def count(self, *, retried: int = 0, dead_lettered: int = 0, rejected: int = 0) -> None:
         with self._lock:
@@ -45,6 +48,6 @@ class QueueMetrics:
                 queue=self.queue, succeeded=self.succeeded, failed=self.failed, retried=self.retried,
                 dead_lettered=self.dead_lettered, rejected=self.rejected, in_flight=in_flight,
                 busy_slots=busy_slots, backlog=backlog, run_time=self.run.to_proto(),
-                end_to_end=self.e2e.to_proto())
+                wait_time=self.wait.to_proto(), end_to_end=self.e2e.to_proto())
             self._reset()
         return sample

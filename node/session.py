@@ -17,17 +17,18 @@ import octobot
 from octobot import rpc, tasks
 from octobot.node.agent import Agent
 from octobot.node.backoff import Backoff
+from octobot.node.stats_buffer import StatsBuffer
 from octobot.v1 import node_pb2, node_pb2_grpc
 
 log = logging.getLogger("octobot.node.session")
 
 
 class CoordinatorSession:
-    def __init__(self, agent: Agent, target: str, labels: dict[str, str], interval: float = 1.0) -> None:
+    def __init__(self, agent: Agent, stats: StatsBuffer, target: str, labels: dict[str, str]) -> None:
         self.agent = agent
+        self.stats = stats
         self.target = target
         self.labels = labels
-        self.interval = interval
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
 
@@ -74,9 +75,10 @@ class CoordinatorSession:
                 yield msg
 
         def report() -> None:
-            while not done.wait(self.interval):
+            while not done.wait(self.stats.interval):
                 outbox.put(node_pb2.NodeMessage(heartbeat=self.agent.heartbeat()))
-                outbox.put(node_pb2.NodeMessage(stats=self.agent.stats()))
+                for stats in self.stats.drain():
+                    outbox.put(node_pb2.NodeMessage(stats=stats))
 
         call = stub.Connect(requests())
         self._call = call

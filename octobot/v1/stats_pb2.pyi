@@ -21,7 +21,7 @@ class Histogram(_message.Message):
     def __init__(self, relative_accuracy: _Optional[float] = ..., indexes: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ..., zero_count: _Optional[int] = ..., sum: _Optional[float] = ...) -> None: ...
 
 class QueueSample(_message.Message):
-    __slots__ = ("queue", "succeeded", "failed", "retried", "dead_lettered", "rejected", "in_flight", "busy_slots", "backlog", "run_time", "end_to_end")
+    __slots__ = ("queue", "succeeded", "failed", "retried", "dead_lettered", "rejected", "in_flight", "busy_slots", "backlog", "run_time", "end_to_end", "wait_time")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class QueueSample(_message.Message):
     BACKLOG_FIELD_NUMBER: _ClassVar[int]
     RUN_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TO_END_FIELD_NUMBER: _ClassVar[int]
+    WAIT_TIME_FIELD_NUMBER: _ClassVar[int]
     queue: str
     succeeded: int
     failed: int
@@ -44,7 +45,8 @@ class QueueSample(_message.Message):
     backlog: int
     run_time: Histogram
     end_to_end: Histogram
-    def __init__(self, queue: _Optional[str] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., rejected: _Optional[int] = ..., in_flight: _Optional[int] = ..., busy_slots: _Optional[int] = ..., backlog: _Optional[int] = ..., run_time: _Optional[_Union[Histogram, _Mapping]] = ..., end_to_end: _Optional[_Union[Histogram, _Mapping]] = ...) -> None: ...
+    wait_time: Histogram
+    def __init__(self, queue: _Optional[str] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., rejected: _Optional[int] = ..., in_flight: _Optional[int] = ..., busy_slots: _Optional[int] = ..., backlog: _Optional[int] = ..., run_time: _Optional[_Union[Histogram, _Mapping]] = ..., end_to_end: _Optional[_Union[Histogram, _Mapping]] = ..., wait_time: _Optional[_Union[Histogram, _Mapping]] = ...) -> None: ...
 
 class QueueReport(_message.Message):
     __slots__ = ("queue", "group", "succeeded", "failed", "retried", "dead_lettered", "rejected", "rate", "in_flight", "busy_slots", "backlog", "run_p50", "run_p90", "run_p99", "run_p999", "e2e_p50", "e2e_p90", "e2e_p99", "e2e_p999")
