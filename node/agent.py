@@ -13,6 +13,7 @@ import threading
 from octobot import backends
 from octobot.backends import Backend
 from octobot.node.runner import QueueRunner, visibility_timeout
+from octobot.node.scheduler import SlotScheduler
 from octobot.node.state import StateDir
 from octobot.v1 import node_pb2, queue_pb2
 
@@ -25,8 +26,9 @@ def _binding(spec: queue_pb2.QueueSpec) -> tuple[str, str, tuple[tuple[str, str]
 
 
 class Agent:
-    def __init__(self, state: StateDir, drain_timeout: float = 30.0) -> None:
+    def __init__(self, state: StateDir, drain_timeout: float = 30.0, max_workers: int | None = None) -> None:
         self.state = state
+        self.scheduler = SlotScheduler(max_workers)
         self.node_id = state.node_id()
         self.drain_timeout = drain_timeout
         self._lock = threading.Lock()
@@ -55,7 +57,7 @@ class Agent:
                 runner = self._runners.get(name)
                 if runner is None:
                     try:
-                        runner = QueueRunner(spec, self._open_backend)
+                        runner = QueueRunner(spec, self._open_backend, self.scheduler)
                     except Exception as exc:  # a broken spec must not stop the other queues
                         log.error("cannot start queue %s: %s", name, exc)
                         continue

@@ -32,12 +32,14 @@ log = logging.getLogger("octobot.node")
               help="module(s) defining @octobot.task functions; repeatable or comma-separated")
 @click.option("--state-dir", default="./octobot-node", show_default=True,
               help="where the node id and the last assignment are kept")
+@click.option("--max-workers", type=click.IntRange(min=1), default=None,
+              help="slot budget shared by all queues by priority (default: no limit, each queue at its concurrency)")
 @click.option("--drain-timeout", default=30.0, show_default=True, help="seconds to finish running tasks on SIGTERM")
 @click.option("--interval", default=1.0, show_default=True, help="heartbeat and stats interval, seconds")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def main(coordinator: str, labels: tuple[str, ...], task_modules: tuple[str, ...], state_dir: str,
-         drain_timeout: float, interval: float, log_level: str) -> None:
+         max_workers: int | None, drain_timeout: float, interval: float, log_level: str) -> None:
     """Run an Octobot worker node."""
     setup_logging(log_level)
     try:
@@ -52,7 +54,7 @@ def main(coordinator: str, labels: tuple[str, ...], task_modules: tuple[str, ...
     except Exception as exc:
         raise click.ClickException(f"cannot import task module: {type(exc).__name__}: {exc}") from None
 
-    agent = Agent(StateDir(state_dir), drain_timeout=drain_timeout)
+    agent = Agent(StateDir(state_dir), drain_timeout=drain_timeout, max_workers=max_workers)
     log.info("node %s starting (labels %s, %d tasks registered)", agent.node_id, label_map, len(tasks.names()))
     agent.start_from_cache()
     stats = StatsBuffer(agent.stats, interval)

@@ -19,12 +19,14 @@ from octobot.backends import Backend, BrokerUnavailable, Delivery
 from octobot.node.backoff import Backoff
 from octobot.node.execute import execute, settle
 from octobot.node.metrics import QueueMetrics
+from octobot.node.scheduler import SlotScheduler
 from octobot.v1 import node_pb2, queue_pb2, stats_pb2
 
 log = logging.getLogger("octobot.node.runner")
 
 FETCH_WAIT = 1.0
 COALESCE = 0.002
+SLOT_WAIT = 0.05
 DEFAULT_VISIBILITY = 30.0
 
 
@@ -33,8 +35,10 @@ def visibility_timeout(spec: queue_pb2.QueueSpec) -> float:
 
 
 class QueueRunner:
-    def __init__(self, spec: queue_pb2.QueueSpec, open_backend: Callable[[queue_pb2.QueueSpec], Backend]) -> None:
+    def __init__(self, spec: queue_pb2.QueueSpec, open_backend: Callable[[queue_pb2.QueueSpec], Backend],
+                 scheduler: SlotScheduler) -> None:
         self.spec = spec
+        self._scheduler = scheduler
         self.metrics = QueueMetrics(spec.name)
         self._backend = open_backend(spec)
         # One lock, two conditions: workers wait for messages, the fetcher for
@@ -58,8 +62,14 @@ class QueueRunner:
     # -- control (called by the agent) -----------------------------------
 
     def start(self) -> None:
+        self._scheduler.join(self, self.spec.priority, self.spec.concurrency, self.wake)
         self._fetcher.start()
         self._resize(self.spec.concurrency)
+
+    def wake(self) -> None:
+        """Slots came free elsewhere on the node: look again."""
+        with self._lock:
+            self._slots.notify()
 
     def update(self, spec: queue_pb2.QueueSpec) -> None:
         """Apply a changed spec of the same broker binding: concurrency, pause, retries."""
@@ -68,6 +78,7 @@ class QueueRunner:
             self._wake_all()
         if spec.concurrency != self._backend.prefetch:
             self._backend.set_prefetch(spec.concurrency)
+        self._scheduler.update(self, spec.priority, spec.concurrency)
         self._resize(spec.concurrency)
 
     def _resize(self, target: int) -> None:
@@ -94,6 +105,7 @@ class QueueRunner:
         for t in self._threads:
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         self._flush_acks()
+        self._scheduler.leave(self)
         finished = not any(t.is_alive() for t in self._threads)
         if finished:
             self._backend.close()
@@ -144,8 +156,9 @@ class QueueRunner:
                 unstarted = self._take_buffer() if self.spec.paused else []
                 acks, self._acks = self._acks, []
             self._give_back(unstarted)
+            granted = self._scheduler.acquire(self, want)
             try:
-                batch = self._backend.ack_and_fetch(acks, want, FETCH_WAIT)
+                batch = self._backend.ack_and_fetch(acks, granted, FETCH_WAIT)
                 now = time.monotonic()
                 if now - last_touch > visibility_timeout(self.spec) / 3:
                     self._touch_running(now)
@@ -154,6 +167,7 @@ class QueueRunner:
                     self._backlog = self._backend.depth()
                     last_depth = now
             except Exception as exc:  # broker down, or a reply we did not expect: keep the fetcher alive
+                self._scheduler.release(self, granted)
                 self._set_connected(False, str(exc) if isinstance(exc, BrokerUnavailable) else f"{type(exc).__name__}: {exc}")
                 if acks:
                     log.warning("queue %s: %d finished messages could not be acked; the broker will "
@@ -162,6 +176,10 @@ class QueueRunner:
                 continue
             self._set_connected(True, "")
             backoff.reset()
+            if granted:
+                self._scheduler.release(self, granted - len(batch), found_work=bool(batch))
+            elif want > 0:
+                self._wait_for_slots()
             if batch:
                 with self._lock:
                     # Paused or stopped while the fetch was waiting: run none of it.
@@ -195,6 +213,7 @@ class QueueRunner:
                     if succeeded:
                         self._acks.append(delivery)
                     self._slots.notify()
+                self._scheduler.release(self, 1)
 
     def _flush_acks(self) -> None:
         with self._lock:
@@ -215,9 +234,15 @@ class QueueRunner:
         self._buffer.clear()
         return unstarted
 
+    def _wait_for_slots(self) -> None:
+        """Other queues hold the node's slots: wait until one is released (or a moment passes)."""
+        with self._lock:
+            self._slots.wait(SLOT_WAIT)
+
     def _give_back(self, deliveries: list[Delivery]) -> None:
         if not deliveries:
             return
+        self._scheduler.release(self, len(deliveries))
         try:
             self._backend.release(deliveries)
         except BrokerUnavailable as exc:

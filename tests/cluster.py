@@ -74,13 +74,15 @@ class Coordinator(Process):
 
 class Node(Process):
     def __init__(self, coordinator: str, workdir: Path, name: str, labels: list[str],
-                 tasks: str = "e2e_tasks", env: dict[str, str] | None = None, interval: float = 0.5) -> None:
+                 tasks: str = "e2e_tasks", env: dict[str, str] | None = None, interval: float = 0.5,
+                 extra: tuple[str, ...] = ()) -> None:
         self.name = name
         self.state_dir = workdir / f"node-{name}"
         args = [sys.executable, "-m", "octobot.node.main", "--coordinator", coordinator, "--tasks", tasks,
                 "--state-dir", str(self.state_dir), "--interval", str(interval), "--drain-timeout", "10"]
         for label in labels:
             args += ["--label", label]
+        args += extra
         super().__init__(args, workdir / f"node-{name}.log", {"E2E_NODE": name, **(env or {})})
 
     @property

@@ -41,3 +41,10 @@ def flaky(key: str, fail_times: int) -> None:
     if attempt <= fail_times:
         raise RuntimeError(f"run {attempt} fails on purpose")
     _redis.incr(f"{key}:succeeded")
+
+
+@octobot.task(name="e2e.tick")
+def tick(counter: str, sleep: float) -> None:
+    """A fixed amount of work, counted: the priority tests compare completions."""
+    time.sleep(sleep)
+    _redis.incr(counter)
