@@ -26,10 +26,13 @@ def _binding(spec: queue_pb2.QueueSpec) -> tuple[str, str, tuple[tuple[str, str]
 
 
 class Agent:
-    def __init__(self, state: StateDir, drain_timeout: float = 30.0, max_workers: int | None = None) -> None:
-        self.state = state
+    """Runs a node's queues in this process, as threads."""
+
+    def __init__(self, consumer_name: str, drain_timeout: float = 30.0, max_workers: int | None = None,
+                 cache: StateDir | None = None) -> None:
+        self.consumer_name = consumer_name
+        self.cache = cache
         self.scheduler = SlotScheduler(max_workers)
-        self.node_id = state.node_id()
         self.drain_timeout = drain_timeout
         self._lock = threading.Lock()
         self._runners: dict[str, QueueRunner] = {}
@@ -37,13 +40,6 @@ class Agent:
         self._stopping: set[QueueRunner] = set()
         self.generation = 0
         self.draining = False
-
-    def start_from_cache(self) -> None:
-        """Resume the last assignment, so work goes on without a coordinator."""
-        cached = self.state.load_assignment()
-        if cached is not None:
-            log.info("resuming cached assignment generation %d (%d queues)", cached.generation, len(cached.queues))
-            self.apply(cached)
 
     def apply(self, assignment: queue_pb2.Assignment) -> None:
         with self._lock:
@@ -68,11 +64,12 @@ class Agent:
                     runner.update(spec)
                     log.info("queue %s updated: concurrency %d, paused %s", name, spec.concurrency, spec.paused)
             self.generation = assignment.generation
-            self.state.save_assignment(assignment)
+            if self.cache is not None:
+                self.cache.save_assignment(assignment)
 
     def _open_backend(self, spec: queue_pb2.QueueSpec) -> Backend:
         return backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options),
-                                     consumer_name=self.node_id, visibility_timeout=visibility_timeout(spec),
+                                     consumer_name=self.consumer_name, visibility_timeout=visibility_timeout(spec),
                                      prefetch=spec.concurrency)
 
     def _stop_later(self, runner: QueueRunner) -> None:

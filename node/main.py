@@ -16,6 +16,7 @@ import click
 from octobot import tasks
 from octobot.logs import setup_logging
 from octobot.node.agent import Agent
+from octobot.node.processes import ProcessPool
 from octobot.node.session import CoordinatorSession
 from octobot.node.state import StateDir
 from octobot.node.stats_buffer import StatsBuffer
@@ -34,12 +35,14 @@ log = logging.getLogger("octobot.node")
               help="where the node id and the last assignment are kept")
 @click.option("--max-workers", type=click.IntRange(min=1), default=None,
               help="slot budget shared by all queues by priority (default: no limit, each queue at its concurrency)")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="worker processes sharing each queue's concurrency (for CPU-bound tasks)")
 @click.option("--drain-timeout", default=30.0, show_default=True, help="seconds to finish running tasks on SIGTERM")
 @click.option("--interval", default=1.0, show_default=True, help="heartbeat and stats interval, seconds")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def main(coordinator: str, labels: tuple[str, ...], task_modules: tuple[str, ...], state_dir: str,
-         max_workers: int | None, drain_timeout: float, interval: float, log_level: str) -> None:
+         max_workers: int | None, processes: int, drain_timeout: float, interval: float, log_level: str) -> None:
     """Run an Octobot worker node."""
     setup_logging(log_level)
     try:
@@ -54,11 +57,23 @@ def main(coordinator: str, labels: tuple[str, ...], task_modules: tuple[str, ...
     except Exception as exc:
         raise click.ClickException(f"cannot import task module: {type(exc).__name__}: {exc}") from None
 
-    agent = Agent(StateDir(state_dir), drain_timeout=drain_timeout, max_workers=max_workers)
-    log.info("node %s starting (labels %s, %d tasks registered)", agent.node_id, label_map, len(tasks.names()))
-    agent.start_from_cache()
+    state = StateDir(state_dir)
+    node_id = state.node_id()
+    agent: Agent | ProcessPool
+    if processes == 1:
+        agent = Agent(node_id, drain_timeout=drain_timeout, max_workers=max_workers, cache=state)
+    else:
+        agent = ProcessPool(node_id, processes, modules, interval=interval, drain_timeout=drain_timeout,
+                            max_workers=max_workers, log_level=log_level, cache=state)
+    log.info("node %s starting (labels %s, %d tasks registered, %d process(es))", node_id, label_map,
+             len(tasks.names()), processes)
+    cached = state.load_assignment()
+    if cached is not None:
+        # Work goes on from the last assignment even if the coordinator is unreachable.
+        log.info("resuming cached assignment generation %d (%d queues)", cached.generation, len(cached.queues))
+        agent.apply(cached)
     stats = StatsBuffer(agent.stats, interval)
-    session = CoordinatorSession(agent, stats, coordinator, label_map)
+    session = CoordinatorSession(agent, stats, coordinator, node_id, label_map)
     stopped = threading.Event()
     threading.Thread(target=stats.run, args=(stopped,), name="stats", daemon=True).start()
 
@@ -75,7 +90,7 @@ def main(coordinator: str, labels: tuple[str, ...], task_modules: tuple[str, ...
     session.stop()  # first, so no new assignment starts queues while we drain
     thread.join(timeout=5)
     agent.shutdown()
-    log.info("node %s stopped", agent.node_id)
+    log.info("node %s stopped", node_id)
 
 
 if __name__ == "__main__":

@@ -10,24 +10,34 @@ import queue
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Protocol
 
 import grpc
 
 import octobot
 from octobot import rpc, tasks
-from octobot.node.agent import Agent
 from octobot.node.backoff import Backoff
 from octobot.node.stats_buffer import StatsBuffer
-from octobot.v1 import node_pb2, node_pb2_grpc
+from octobot.v1 import node_pb2, node_pb2_grpc, queue_pb2
 
 log = logging.getLogger("octobot.node.session")
 
 
+class Workers(Protocol):
+    """What runs the node's queues: an Agent (threads) or a ProcessPool (--processes)."""
+
+    generation: int
+
+    def apply(self, assignment: queue_pb2.Assignment) -> None: ...
+    def heartbeat(self) -> node_pb2.Heartbeat: ...
+
+
 class CoordinatorSession:
-    def __init__(self, agent: Agent, stats: StatsBuffer, target: str, labels: dict[str, str]) -> None:
+    def __init__(self, agent: Workers, stats: StatsBuffer, target: str, node_id: str, labels: dict[str, str]) -> None:
         self.agent = agent
         self.stats = stats
         self.target = target
+        self.node_id = node_id
         self.labels = labels
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
@@ -65,7 +75,7 @@ class CoordinatorSession:
     def _stream(self, stub: node_pb2_grpc.NodeServiceStub) -> Iterator[None]:
         outbox: queue.Queue[node_pb2.NodeMessage | None] = queue.Queue()
         outbox.put(node_pb2.NodeMessage(hello=node_pb2.Hello(
-            node_id=self.agent.node_id, hostname=socket.gethostname(), labels=self.labels,
+            node_id=self.node_id, hostname=socket.gethostname(), labels=self.labels,
             version=octobot.__version__, tasks=tasks.names(), applied_generation=self.agent.generation,
             pid=os.getpid())))
         done = threading.Event()

@@ -24,8 +24,17 @@ def record(key: str, i: int, sleep: float = 0.0) -> None:
         time.sleep(sleep)
     pipe.hincrby(f"{key}:runs", str(i), 1)
     pipe.hset(f"{key}:node", str(i), NODE)
+    pipe.sadd(f"{key}:pids", os.getpid())
     pipe.decr(f"{key}:running")
     pipe.execute()
+
+
+@octobot.task(name="e2e.sleep")
+def sleep(seconds: float, fail: bool = False) -> None:
+    """Known work for the stats tests: a fixed run time, and an outcome chosen by the message."""
+    time.sleep(seconds)
+    if fail:
+        raise RuntimeError("failing on purpose")
 
 
 @octobot.task(name="e2e.fail")
