@@ -45,10 +45,9 @@ def prefill(backend: str, url: str, queue: str, n: int) -> None:
 
 def queue_report(stub: stats_pb2_grpc.StatsServiceStub, queue: str, window: str) -> stats_pb2.QueueReport | None:
     try:
-        rows = stub.GetQueue(stats_pb2.GetQueueStatsRequest(queue=queue, window=window), timeout=5).rows
+        return stub.GetQueue(stats_pb2.GetQueueStatsRequest(queue=queue, window=window), timeout=5).total
     except grpc.RpcError:
         return None
-    return rows[0] if rows else None
 
 
 def through_node(opts: argparse.Namespace, work: Path, url: str) -> tuple[float, float, float]:
@@ -81,7 +80,7 @@ def through_node(opts: argparse.Namespace, work: Path, url: str) -> tuple[float,
         producer.close()
         time.sleep(1)
         report = queue_report(stub, queue, "5s")
-        return rate, report.e2e_p50 if report else 0.0, report.e2e_p99 if report else 0.0
+        return rate, report.end_to_end.p50 if report else 0.0, report.end_to_end.p99 if report else 0.0
     finally:
         node.terminate()
         coord.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -17,11 +18,18 @@ log = logging.getLogger("octobot.coordinator")
 T = TypeVar("T")
 
 
+# Seconds between writes of the stats rollups: what a crash can lose.
+STATS_FLUSH_EVERY = 5.0
+DEFAULT_STATS_RETENTION = 7 * 86400
+
+
 class Coordinator:
-    def __init__(self, store: Store, liveness: Liveness) -> None:
+    def __init__(self, store: Store, liveness: Liveness, retention: int = DEFAULT_STATS_RETENTION) -> None:
         self.store = store
         self.sessions = Sessions(liveness)
         self.stats = ClusterStats()
+        # How long the store keeps 1 minute stats rollups, in seconds.
+        self.retention = retention
         # One thread serialises store access: SQLite wants one writer, and the
         # event loop must never block on the database.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
@@ -45,6 +53,31 @@ class Coordinator:
                 await self.db(self.store.touch_nodes, seen)
             except Exception as exc:  # the store may be briefly unreachable (PostgreSQL restart)
                 log.warning("could not persist node last-seen times: %s", exc)
+
+    async def flush_stats(self, final: bool = False) -> None:
+        """Write the stats rollups the store lacks; on the way out, the open seconds too."""
+        deltas, until = self.stats.take_deltas(int(time.time()) + 1 if final else None)
+        try:
+            await self.db(self.store.merge_stats_minutes, deltas)
+        except Exception as exc:  # the store may be briefly unreachable: keep them for the next flush
+            log.warning("could not write %d stats rollups: %s", len(deltas), exc)
+            self.stats.requeue(deltas)
+        else:
+            self.stats.committed(until)
+
+    async def keep_stats(self, every: float = STATS_FLUSH_EVERY) -> None:
+        """Flush rollups every few seconds and forget those past retention every minute."""
+        pruned_at = 0.0
+        while True:
+            await asyncio.sleep(every)
+            await self.flush_stats()
+            if time.monotonic() - pruned_at >= 60:
+                pruned_at = time.monotonic()
+                before = (int(time.time()) - self.retention) // 60
+                try:
+                    await self.db(self.store.prune_stats_minutes, before)
+                except Exception as exc:
+                    log.warning("could not prune stats rollups: %s", exc)
 
     def close(self) -> None:
         self._db_thread.shutdown(wait=True)

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 
 import click
 
@@ -16,7 +17,10 @@ from octobot import rpc
 from octobot.coordinator.admin_service import AdminService
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.node_service import NodeService
+from octobot.coordinator.prometheus import serve_metrics
 from octobot.coordinator.sessions import Liveness
+from octobot.coordinator.stats import parse_duration
+from octobot.coordinator.stats_series import RETENTION
 from octobot.coordinator.stats_service import StatsService
 from octobot.coordinator.store import Store
 from octobot.logs import setup_logging
@@ -31,12 +35,30 @@ SERVICE_NAMES = [
 ]
 
 
-async def serve(listen: str, db: str, liveness: Liveness, port_file: str | None) -> None:
+@dataclass(slots=True)
+class Options:
+    listen: str
+    db: str
+    liveness: Liveness
+    port_file: str | None
+    metrics_listen: str | None
+    metrics_port_file: str | None
+    retention: int
+
+
+def _write_port(path: str | None, port: int) -> None:
+    if path:
+        with open(path, "w") as f:
+            f.write(str(port))
+
+
+async def serve(opts: Options) -> None:
+    listen, db = opts.listen, opts.db
     try:
         store = Store.open(db)
     except Exception as exc:  # bad URL, unreachable database: one line, not a traceback
         raise click.ClickException(f"cannot open store {db}: {exc}") from None
-    app = Coordinator(store, liveness)
+    app = Coordinator(store, opts.liveness, opts.retention)
     admin = AdminService(app)
     server, port = await rpc.make_server(listen, [
         lambda s: admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, s),
@@ -46,18 +68,26 @@ async def serve(listen: str, db: str, liveness: Liveness, port_file: str | None)
     await server.start()
     host = listen.rsplit(":", 1)[0]
     log.info("coordinator listening on %s:%d, store %s", host, port, store.engine.url.render_as_string(hide_password=True))
-    if port_file:
-        with open(port_file, "w") as f:
-            f.write(str(port))
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    metrics = None
+    if opts.metrics_listen:
+        metrics, metrics_port = serve_metrics(app, opts.metrics_listen, loop)
+        log.info("Prometheus metrics on http://%s:%d/metrics", opts.metrics_listen.rsplit(":", 1)[0], metrics_port)
+        _write_port(opts.metrics_port_file, metrics_port)
+    _write_port(opts.port_file, port)
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    persist = asyncio.create_task(app.persist_last_seen(every=5.0))
+    background = [asyncio.create_task(app.persist_last_seen(every=5.0)),
+                  asyncio.create_task(app.stats.maintain()), asyncio.create_task(app.keep_stats())]
     await stop.wait()
     log.info("shutting down")
-    persist.cancel()
+    for task in background:
+        task.cancel()
     await server.stop(grace=2.0)
+    await app.flush_stats(final=True)
+    if metrics is not None:
+        metrics.shutdown()
     admin.close()
     app.close()
 
@@ -69,15 +99,28 @@ async def serve(listen: str, db: str, liveness: Liveness, port_file: str | None)
 @click.option("--suspect-after", default=5.0, show_default=True, help="seconds without heartbeat before a node is suspect")
 @click.option("--down-after", default=15.0, show_default=True, help="seconds without heartbeat before a node is down")
 @click.option("--port-file", default=None, help="write the bound port here once listening")
+@click.option("--metrics-listen", default=None, help="host:port for Prometheus /metrics (port 0 picks one); off if unset")
+@click.option("--metrics-port-file", default=None, help="write the bound metrics port here once listening")
+@click.option("--stats-retention", default="7d", show_default=True,
+              help="how long the store keeps 1 minute stats rollups (like 24h or 30d)")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def main(listen: str, db: str, suspect_after: float, down_after: float, port_file: str | None, log_level: str) -> None:
+def main(listen: str, db: str, suspect_after: float, down_after: float, port_file: str | None,
+         metrics_listen: str | None, metrics_port_file: str | None, stats_retention: str, log_level: str) -> None:
     """Run the Octobot coordinator."""
     setup_logging(log_level)
     if down_after <= suspect_after:
         raise click.BadParameter("--down-after must be larger than --suspect-after")
     try:
-        asyncio.run(serve(listen, db, Liveness(suspect_after, down_after), port_file))
+        retention = parse_duration(stats_retention, "retention")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--stats-retention") from None
+    if retention < RETENTION:
+        raise click.BadParameter(f"keep at least {RETENTION // 60}m", param_hint="--stats-retention")
+    opts = Options(listen, db, Liveness(suspect_after, down_after), port_file, metrics_listen, metrics_port_file,
+                   retention)
+    try:
+        asyncio.run(serve(opts))
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
 

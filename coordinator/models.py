@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -64,3 +64,26 @@ class CounterRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatsMinuteRow(Base):
+    """One minute of one stats series: a queue (dim and value empty) or a queue
+    on the nodes with one label value (dim=dc, value=us-east). Histograms are
+    serialized ``octobot.v1.Histogram`` messages."""
+
+    __tablename__ = "stats_minutes"
+
+    queue: Mapped[str] = mapped_column(String(128), primary_key=True)
+    dim: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Minutes since the epoch (UTC).
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+    succeeded: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    retried: Mapped[int] = mapped_column(BigInteger)
+    dead_lettered: Mapped[int] = mapped_column(BigInteger)
+    rejected: Mapped[int] = mapped_column(BigInteger)
+    backlog: Mapped[int] = mapped_column(BigInteger)
+    run_time: Mapped[bytes] = mapped_column(LargeBinary)
+    wait_time: Mapped[bytes] = mapped_column(LargeBinary)
+    end_to_end: Mapped[bytes] = mapped_column(LargeBinary)

@@ -64,7 +64,7 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
                 if kind == "heartbeat":
                     session.heartbeat = msg.heartbeat
                 elif kind == "stats":
-                    self.app.stats.ingest(session.record.node_id, msg.stats)
+                    self.app.stats.ingest(session.record.node_id, session.record.labels, msg.stats)
                 elif kind == "applied":
                     session.applied_generation = msg.applied.generation
         except grpc.aio.AioRpcError:

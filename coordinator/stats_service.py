@@ -1,49 +1,209 @@
-"""StatsService: cluster, queue and node reports for dashboards and octoctl."""
+"""StatsService: cluster, queue and node reports, range queries and live
+snapshots, merged from ClusterStats and, for time before memory, the
+store's 1 minute rollups."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+import math
+import re
+import time
+from collections.abc import AsyncIterator
 
 import grpc
 
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.errors import rpc_errors
-from octobot.coordinator.stats import parse_window
+from octobot.coordinator.stats import NODE, GaugeTotal, Key, parse_duration
+from octobot.coordinator.stats_bucket import Bucket, percentiles
+from octobot.coordinator.stats_series import RETENTION
 from octobot.v1 import stats_pb2, stats_pb2_grpc
 
+log = logging.getLogger("octobot.coordinator.stats")
 Ctx = grpc.aio.ServicerContext
+
+MAX_POINTS = 1500
+WATCH_INTERVALS = (0.2, 60.0)
+_LABEL = re.compile(r"^[A-Za-z0-9_.\-/]{1,63}$")
+
+
+def _row(queue: str, group: str, b: Bucket, seconds: float, g: GaugeTotal) -> stats_pb2.QueueReport:
+    return stats_pb2.QueueReport(
+        queue=queue, group=group, **b.counts(), rate=b.finished / seconds,
+        in_flight=g.in_flight, busy_slots=g.busy_slots, nodes=g.nodes,
+        # Without a node reporting it now, the largest backlog seen in the window.
+        backlog=g.backlog if g.nodes else b.backlog,
+        run_time=percentiles(b.run), wait_time=percentiles(b.wait), end_to_end=percentiles(b.e2e))
+
+
+def _point(at: int, b: Bucket, seconds: float) -> stats_pb2.Point:
+    point = stats_pb2.Point(**b.counts(), rate=b.finished / seconds, backlog=b.backlog,
+                            run_time=percentiles(b.run), wait_time=percentiles(b.wait),
+                            end_to_end=percentiles(b.e2e))
+    point.at.FromSeconds(at)
+    return point
+
+
+def _merged(buckets: list[Bucket]) -> Bucket:
+    total = Bucket()
+    for b in buckets:
+        total.add(b)
+    return total
 
 
 class StatsService(stats_pb2_grpc.StatsServiceServicer):
     def __init__(self, app: Coordinator) -> None:
         self.app = app
+        self.stats = app.stats
 
-    async def _grouping(self, by: str) -> Callable[[str], str] | None:
-        """Map node ids to the group ``by`` names: the node itself or one of its labels."""
-        if not by:
-            return None
-        if by == "node":
-            return lambda node_id: node_id
-        labels = {n.node_id: n.labels for n in await self.app.db(self.app.store.list_nodes)}
-        return lambda node_id: labels.get(node_id, {}).get(by, "")
+    # -- validation -----------------------------------------------------------
+
+    def _window(self, text: str, what: str = "window", default: str = "1m") -> int:
+        seconds = parse_duration(text or default, what)
+        if seconds > self.app.retention:
+            raise ValueError(f"{what} {text!r} is longer than the {self.app.retention // 86400}d kept "
+                             f"(--stats-retention)")
+        return seconds
+
+    def _dim(self, by: str, start: int) -> str:
+        """The series dimension ``by`` names; "" for none."""
+        if by and not _LABEL.match(by):
+            raise ValueError(f"bad 'by' {by!r}: give 'node' or a node label key such as 'dc'")
+        if by == NODE and self.stats.beyond_memory(start):
+            raise ValueError(f"by node covers at most the last {RETENTION // 60}m: "
+                             "per-node figures are kept in memory only")
+        return by
+
+    async def _known(self, queue: str) -> None:
+        if not any(q == queue for q, _ in self.stats.series_keys("")):
+            await self.app.db(self.app.store.get_queue, queue)  # NOT_FOUND for unknown queues
+
+    # -- merging ----------------------------------------------------------------
+
+    async def _steps(self, dim: str, first: int, step: int, count: int, end: int,
+                     queue: str | None = None) -> tuple[dict[Key, list[Bucket]], int]:
+        stats = self.stats
+        if dim == NODE or not stats.needs_store(first):  # per-node figures live in memory only
+            return stats.steps(dim, first, step, count, end, queue=queue)
+        flushed = stats.flushed_until
+        stored = await self.app.db(self.app.store.stats_minutes, dim, first // 60, (flushed - 1) // 60, queue)
+        return stats.steps(dim, first, step, count, end, queue=queue, stored=stored, flushed=flushed)
+
+    async def _window_rows(self, dim: str, start: int, end: int, queue: str | None = None
+                           ) -> tuple[dict[Key, Bucket], float]:
+        """Per (queue, value), the window's bucket, and the seconds it covers."""
+        steps, known = await self._steps(dim, start, end - start, 1, end, queue)
+        # Rates divide by the time covered, so a young cluster's rate is not diluted.
+        return {k: v[0] for k, v in steps.items()}, max(1.0, end - max(start, known))
+
+    async def _cluster(self, window: int, by: str, queue: str | None = None) -> stats_pb2.GetClusterResponse:
+        end = int(time.time()) + 1
+        start = end - window
+        dim = self._dim(by, start)
+        stats = self.stats
+        buckets, seconds = await self._window_rows("", start, end, queue)
+        resp = stats_pb2.GetClusterResponse(window_seconds=window, queues=[
+            _row(q, "", b, seconds, stats.gauges(q, "", "")) for (q, _), b in sorted(buckets.items())])
+        if not dim:
+            resp.totals.append(_row("", "", _merged(list(buckets.values())), seconds, stats.gauges("", "", "")))
+            return resp
+        groups, seconds = await self._window_rows(dim, start, end, queue)
+        by_value: dict[str, list[Bucket]] = {}
+        for (q, v), b in sorted(groups.items()):
+            resp.groups.append(_row(q, v, b, seconds, stats.gauges(q, dim, v)))
+            by_value.setdefault(v, []).append(b)
+        for v, bs in sorted(by_value.items()):
+            resp.totals.append(_row("", v, _merged(bs), seconds, stats.gauges("", dim, v)))
+        return resp
+
+    # -- RPCs -------------------------------------------------------------------
 
     @rpc_errors
     async def GetCluster(self, request: stats_pb2.GetClusterRequest, context: Ctx) -> stats_pb2.GetClusterResponse:
-        window = parse_window(request.window)
-        rows = self.app.stats.report(window, group_of=await self._grouping(request.by))
-        return stats_pb2.GetClusterResponse(queues=rows, window_seconds=window)
+        return await self._cluster(self._window(request.window), request.by)
 
     @rpc_errors
     async def GetQueue(self, request: stats_pb2.GetQueueStatsRequest, context: Ctx) -> stats_pb2.GetQueueStatsResponse:
-        window = parse_window(request.window)
-        await self.app.db(self.app.store.get_queue, request.queue)  # NOT_FOUND for unknown queues
-        rows = self.app.stats.report(window, queue=request.queue, group_of=await self._grouping(request.by))
-        return stats_pb2.GetQueueStatsResponse(rows=rows, window_seconds=window)
+        window = self._window(request.window)
+        await self._known(request.queue)
+        cluster = await self._cluster(window, request.by, request.queue)
+        total = cluster.queues[0] if cluster.queues else stats_pb2.QueueReport(queue=request.queue, backlog=-1)
+        return stats_pb2.GetQueueStatsResponse(total=total, groups=cluster.groups, window_seconds=window)
 
     @rpc_errors
     async def GetNode(self, request: stats_pb2.GetNodeStatsRequest, context: Ctx) -> stats_pb2.GetNodeStatsResponse:
-        window = parse_window(request.window)
-        if request.node_id not in self.app.stats.nodes():
+        window = self._window(request.window)
+        if not any(n == request.node_id for _, n in self.stats.series_keys(NODE)):
             await self.app.db(self.app.store.get_node, request.node_id)  # NOT_FOUND for unknown nodes
-        rows = self.app.stats.report(window, node=request.node_id)
-        return stats_pb2.GetNodeStatsResponse(queues=rows, window_seconds=window)
+        end = int(time.time()) + 1
+        self._dim(NODE, end - window)
+        buckets, seconds = await self._window_rows(NODE, end - window, end)
+        mine = {q: b for (q, n), b in sorted(buckets.items()) if n == request.node_id}
+        stats = self.stats
+        return stats_pb2.GetNodeStatsResponse(
+            window_seconds=window,
+            queues=[_row(q, request.node_id, b, seconds, stats.gauges(q, NODE, request.node_id))
+                    for q, b in mine.items()],
+            total=_row("", request.node_id, _merged(list(mine.values())), seconds, stats.gauges("", NODE, request.node_id)))
+
+    @rpc_errors
+    async def QueryRange(self, request: stats_pb2.QueryRangeRequest, context: Ctx) -> stats_pb2.QueryRangeResponse:
+        span = self._window(request.range, "range", "1h")
+        end = int(time.time()) + 1
+        if request.step:
+            step = parse_duration(request.step, "step")
+        else:  # about 60 points, in whole minutes once the range needs the store
+            step = max(1, span // 60)
+            if self.stats.beyond_memory(end - span):
+                step = max(60, step - step % 60)
+        if step > span:
+            raise ValueError(f"step {request.step!r} is longer than the range {request.range or '1h'!r}")
+        first = (end - span) // step * step
+        count = math.ceil((end - first) / step)
+        if count > MAX_POINTS:
+            raise ValueError(f"{count} points asked for; at most {MAX_POINTS}: use a longer step")
+        if self.stats.beyond_memory(first) and step % 60:
+            raise ValueError(f"step {request.step!r}: over time older than {RETENTION // 60}m "
+                             "steps must be whole minutes")
+        if request.queue:
+            await self._known(request.queue)
+        dim = self._dim(request.by, first)
+        steps, _ = await self._steps(dim, first, step, count, end, request.queue or None)
+        series: dict[str, list[list[Bucket]]] = {}
+        for (_, v), buckets in sorted(steps.items()):
+            series.setdefault(v, []).append(buckets)
+        resp = stats_pb2.QueryRangeResponse(step_seconds=step)
+        for v, per_queue in series.items():
+            points = [_point(first + i * step, _merged([bs[i] for bs in per_queue]),
+                             max(1, min(end, first + (i + 1) * step) - first - i * step)) for i in range(count)]
+            resp.series.append(stats_pb2.Series(queue=request.queue, group=v, points=points))
+        return resp
+
+    async def Watch(self, request: stats_pb2.WatchRequest, context: Ctx) -> AsyncIterator[stats_pb2.WatchResponse]:
+        try:
+            window = self._window(request.window)
+            recent = self._window(request.recent, "recent") if request.recent else 0
+            if recent > RETENTION:
+                raise ValueError(f"recent {request.recent!r} is longer than the {RETENTION // 60}m kept at 1 s")
+            interval = request.interval_seconds or 1.0
+            if not WATCH_INTERVALS[0] <= interval <= WATCH_INTERVALS[1]:
+                raise ValueError(f"interval_seconds {interval} is outside {WATCH_INTERVALS[0]}..{WATCH_INTERVALS[1]}")
+            self._dim(request.by, int(time.time()) + 1 - window)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        while True:
+            resp = stats_pb2.WatchResponse(snapshot=await self._cluster(window, request.by))
+            resp.at.GetCurrentTime()
+            if recent:
+                end = int(time.time()) + 1
+                for queue, counts in sorted(self.stats.finished_per_second(end - recent, end).items()):
+                    points = []
+                    for i, n in enumerate(counts):
+                        point = stats_pb2.Point(rate=float(n))
+                        point.at.FromSeconds(end - recent + i)
+                        points.append(point)
+                    resp.recent.append(stats_pb2.Series(queue=queue, points=points))
+            yield resp
+            await asyncio.sleep(interval)
+

@@ -1,5 +1,5 @@
-"""The coordinator's store: queues, nodes, the generation counter and the audit
-log, in SQLite (embedded default, WAL) or PostgreSQL, behind one class.
+"""The coordinator's store: queues, nodes, the generation counter, the audit
+log and 1 minute stats rollups, in SQLite (embedded default, WAL) or PostgreSQL, behind one class.
 
     store = Store.open("sqlite:///octobot.db")   # runs Alembic migrations
     spec = store.create_queue(spec, actor="127.0.0.1")
@@ -21,12 +21,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, delete, event, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow
-from octobot.v1 import admin_pb2, queue_pb2
+from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow
+from octobot.histogram import Histogram
+from octobot.v1 import admin_pb2, queue_pb2, stats_pb2
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -53,6 +54,35 @@ class NodeRecord:
     registered_at: float = 0.0
     last_seen: float = 0.0
     draining: bool = False
+
+
+@dataclass(slots=True)
+class StatsMinute:
+    """One minute of a stats series (see StatsMinuteRow); histograms are serialized protos."""
+
+    queue: str
+    dim: str
+    value: str
+    minute: int
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    rejected: int = 0
+    backlog: int = -1
+    run_time: bytes = b""
+    wait_time: bytes = b""
+    end_to_end: bytes = b""
+
+
+STATS_COUNTS = ("succeeded", "failed", "retried", "dead_lettered", "rejected")
+STATS_HISTOGRAMS = ("run_time", "wait_time", "end_to_end")
+
+
+def _merged_histogram(a: bytes, b: bytes) -> bytes:
+    h = Histogram.from_proto(stats_pb2.Histogram.FromString(a))
+    h.merge_proto(stats_pb2.Histogram.FromString(b))
+    return h.to_proto().SerializeToString()
 
 
 def normalize_db_url(url: str) -> str:
@@ -244,6 +274,49 @@ class Store:
     def list_nodes(self) -> list[NodeRecord]:
         with self._tx() as session:
             return [_node_record(r) for r in session.scalars(select(NodeRow).order_by(NodeRow.node_id))]
+
+    # -- stats rollups ----------------------------------------------------
+
+    def merge_stats_minutes(self, deltas: list[StatsMinute]) -> None:
+        """Add each delta to its minute's row (inserted when new), in one transaction:
+        a minute may arrive in parts (flushes, late samples, a restart)."""
+        if not deltas:
+            return
+        with self._tx() as session:
+            keys = [(d.queue, d.dim, d.value, d.minute) for d in deltas]
+            cols = (StatsMinuteRow.queue, StatsMinuteRow.dim, StatsMinuteRow.value, StatsMinuteRow.minute)
+            rows = {(r.queue, r.dim, r.value, r.minute): r for r in session.scalars(
+                select(StatsMinuteRow).where(tuple_(*cols).in_(keys)).with_for_update())}
+            for key, d in zip(keys, deltas):
+                row = rows.get(key)
+                if row is None:
+                    rows[key] = row = StatsMinuteRow(queue=d.queue, dim=d.dim, value=d.value, minute=d.minute,
+                                                     backlog=d.backlog, **{c: getattr(d, c) for c in STATS_COUNTS},
+                                                     **{h: getattr(d, h) for h in STATS_HISTOGRAMS})
+                    session.add(row)
+                    continue
+                for c in STATS_COUNTS:
+                    setattr(row, c, getattr(row, c) + getattr(d, c))
+                row.backlog = max(row.backlog, d.backlog)
+                for h in STATS_HISTOGRAMS:
+                    setattr(row, h, _merged_histogram(getattr(row, h), getattr(d, h)))
+
+    def stats_minutes(self, dim: str, first: int, last: int, queue: str | None = None) -> list[StatsMinute]:
+        """Rollups of one dimension ("" for queue totals) for minutes first..last."""
+        query = select(StatsMinuteRow).where(StatsMinuteRow.dim == dim, StatsMinuteRow.minute >= first,
+                                             StatsMinuteRow.minute <= last)
+        if queue is not None:
+            query = query.where(StatsMinuteRow.queue == queue)
+        with self._tx() as session:
+            return [StatsMinute(queue=r.queue, dim=r.dim, value=r.value, minute=r.minute, backlog=r.backlog,
+                                **{c: getattr(r, c) for c in STATS_COUNTS},
+                                **{h: getattr(r, h) for h in STATS_HISTOGRAMS})
+                    for r in session.scalars(query.order_by(StatsMinuteRow.minute))]
+
+    def prune_stats_minutes(self, before: int) -> int:
+        """Delete rollups older than minute ``before``; returns how many."""
+        with self._tx() as session:
+            return session.execute(delete(StatsMinuteRow).where(StatsMinuteRow.minute < before)).rowcount
 
     # -- audit ------------------------------------------------------------
 

@@ -3,6 +3,7 @@
     octoctl queue add emails --backend redis --priority 8
     octoctl enqueue emails emails.send --args '["a@example.com"]'
     octoctl stats
+    octoctl top
 
 Exit codes: 0 success, 1 the coordinator refused the request (invalid,
 not found, already exists), 2 bad usage, 3 coordinator unreachable.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import IO, Any, TypeVar
 
@@ -20,7 +21,8 @@ import click
 import grpc
 
 from octobot import rpc
-from octobot.ctl.output import emit, fields, to_dict
+from octobot.ctl.output import emit, fields, ms, to_dict
+from octobot.ctl.top import run_top
 from octobot.envelope import BadMessage, Envelope
 from octobot.selector import parse_labels
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2, stats_pb2, stats_pb2_grpc
@@ -61,10 +63,23 @@ class Cluster:
         try:
             return method(request, timeout=TIMEOUT)
         except grpc.RpcError as exc:
-            code, details = exc.code(), exc.details()  # type: ignore[attr-defined]
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise Unreachable(f"cannot reach coordinator at {self.target}: {details}") from None
-            raise Refused(details or code.name) from None
+            raise self._error(exc) from None
+
+    def watch(self, request: stats_pb2.WatchRequest) -> Iterator[stats_pb2.WatchResponse]:
+        """Snapshots from StatsService.Watch until the caller stops; the stream is cancelled then."""
+        stream = self.stats.Watch(request, wait_for_ready=False)
+        try:
+            yield from stream
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        finally:
+            stream.cancel()
+
+    def _error(self, exc: grpc.RpcError) -> click.ClickException:
+        code, details = exc.code(), exc.details()  # type: ignore[attr-defined]
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return Unreachable(f"cannot reach coordinator at {self.target}: {details}")
+        return Refused(details or code.name)
 
 
 pass_cluster = click.make_pass_decorator(Cluster)
@@ -361,29 +376,43 @@ def dead_purge(cluster: Cluster, queue_name: str) -> None:
 # -- stats and history ------------------------------------------------------
 
 STATS_COLUMNS = ["QUEUE", "GROUP", "RATE/S", "SUCCEEDED", "FAILED", "RETRIED", "DEAD", "REJECTED", "IN-FLIGHT",
-                 "BACKLOG", "RUN P50", "RUN P99", "E2E P99"]
+                 "BUSY", "BACKLOG", "RUN P50", "RUN P99", "WAIT P99", "E2E P50", "E2E P99"]
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}ms"
+def _stats_row(r: stats_pb2.QueueReport) -> list[Any]:
+    return [r.queue or "(all)", r.group or "-", f"{r.rate:.1f}", r.succeeded, r.failed, r.retried, r.dead_lettered,
+            r.rejected, r.in_flight, r.busy_slots, r.backlog, ms(r.run_time.p50), ms(r.run_time.p99),
+            ms(r.wait_time.p99), ms(r.end_to_end.p50), ms(r.end_to_end.p99)]
 
 
 @cli.command()
 @click.option("--queue", "queue_name", default=None, help="only this queue")
 @click.option("--by", default="", help="group rows by 'node' or a node label such as 'dc'")
-@click.option("--window", default="1m", show_default=True, help="time window: 10s, 1m, 15m")
+@click.option("--window", default="1m", show_default=True, help="time window: 10s, 1m, 15m, 1h, 24h")
 @output_option
 @pass_cluster
 def stats(cluster: Cluster, queue_name: str | None, by: str, window: str, output: str) -> None:
-    """Throughput, outcomes and latency per queue."""
+    """Throughput, outcomes and latency per queue (JSON: one object per row)."""
     if queue_name:
-        rows = cluster.call(cluster.stats.GetQueue,
-                            stats_pb2.GetQueueStatsRequest(queue=queue_name, window=window, by=by)).rows
+        resp = cluster.call(cluster.stats.GetQueue, stats_pb2.GetQueueStatsRequest(queue=queue_name, window=window,
+                                                                                    by=by))
+        rows, totals = (list(resp.groups) if by else [resp.total]), []
     else:
-        rows = cluster.call(cluster.stats.GetCluster, stats_pb2.GetClusterRequest(window=window, by=by)).queues
-    emit(output, [to_dict(r) for r in rows], STATS_COLUMNS, [
-        [r.queue, r.group or "-", f"{r.rate:.1f}", r.succeeded, r.failed, r.retried, r.dead_lettered, r.rejected,
-         r.in_flight, r.backlog, _ms(r.run_p50), _ms(r.run_p99), _ms(r.e2e_p99)] for r in rows])
+        cluster_resp = cluster.call(cluster.stats.GetCluster, stats_pb2.GetClusterRequest(window=window, by=by))
+        rows, totals = list(cluster_resp.groups if by else cluster_resp.queues), list(cluster_resp.totals)
+    emit(output, [to_dict(r) for r in rows], STATS_COLUMNS, [_stats_row(r) for r in rows + totals])
+
+
+@cli.command()
+@click.option("--by", default="dc", show_default=True, help="node label (or 'node') for the totals")
+@click.option("--window", default="1m", show_default=True, help="window of the figures")
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
+              help="print this many frames to stdout and exit, instead of a live view")
+@pass_cluster
+def top(cluster: Cluster, by: str, window: str, iterations: int | None) -> None:
+    """A live view of the cluster, refreshed every second; Ctrl-C quits."""
+    watch = stats_pb2.WatchRequest(window=window, by=by, interval_seconds=1.0, recent="1m")
+    run_top(cluster.watch(watch), by, iterations)
 
 
 @cli.command()

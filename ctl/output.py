@@ -44,3 +44,7 @@ def fields(output: str, data: dict[str, Any]) -> None:
         if isinstance(value, (dict, list)):
             value = json.dumps(value, sort_keys=True)
         console.print(f"{key + ':':<{width + 1}} {value}", markup=False)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}ms"

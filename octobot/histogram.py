@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
 
 from octobot.v1 import stats_pb2
 
@@ -51,20 +52,50 @@ class Histogram:
         self.count += other.count
         self.sum += other.sum
 
+    def merge_proto(self, msg: stats_pb2.Histogram) -> None:
+        """Add a wire histogram without building a Histogram for it (the coordinator's hot path)."""
+        if msg.relative_accuracy and msg.relative_accuracy != self.accuracy:
+            raise ValueError("cannot merge histograms of different accuracy")
+        buckets = self.buckets
+        get = buckets.get
+        for index, count in zip(msg.indexes, msg.counts):
+            buckets[index] = get(index, 0) + count
+            self.count += count
+        self.zero_count += msg.zero_count
+        self.count += msg.zero_count
+        self.sum += msg.sum
+
     def quantile(self, q: float) -> float:
         """The q-quantile (0..1), 0.0 for an empty histogram."""
+        return self.quantiles([q])[0]
+
+    def quantiles(self, qs: list[float]) -> list[float]:
+        """Several quantiles (ascending) in one pass over the buckets."""
         if self.count == 0:
-            return 0.0
-        rank = q * (self.count - 1)
+            return [0.0] * len(qs)
+        out: list[float] = []
+        ranks = iter(q * (self.count - 1) for q in qs)
+        rank = next(ranks)
         seen = self.zero_count
-        if rank < seen:
-            return 0.0
+        while rank < seen:
+            out.append(0.0)
+            if (rank := next(ranks, None)) is None:
+                return out
+        value = 0.0
+        for value, count in self.values():
+            seen += count
+            while rank < seen:
+                out.append(value)
+                if (rank := next(ranks, None)) is None:
+                    return out
+        return out + [value] * (len(qs) - len(out))
+
+    def values(self) -> Iterator[tuple[float, int]]:
+        """(value, count) per non-empty bucket, ascending; zeros not included."""
+        # Midpoint of the bucket in relative terms: error <= accuracy.
+        scale = 2 / (1 + math.exp(self._gamma_log))
         for index in sorted(self.buckets):
-            seen += self.buckets[index]
-            if rank < seen:
-                # Midpoint of the bucket in relative terms: error <= accuracy.
-                return 2 * math.exp(index * self._gamma_log) / (1 + math.exp(self._gamma_log))
-        return 2 * math.exp(max(self.buckets) * self._gamma_log) / (1 + math.exp(self._gamma_log))
+            yield scale * math.exp(index * self._gamma_log), self.buckets[index]
 
     def to_proto(self) -> stats_pb2.Histogram:
         indexes = sorted(self.buckets)

@@ -56,20 +56,28 @@ class Process:
         return self.log.read_text(errors="replace")
 
 
+def _read_port(port_file: Path, what: str) -> int:
+    return wait_until(lambda: port_file.exists() and port_file.read_text() and int(port_file.read_text()),
+                      timeout=30, what=what)
+
+
 class Coordinator(Process):
-    def __init__(self, db: str, workdir: Path, port: int = 0) -> None:
-        self.db, self.workdir = db, workdir
-        port_file = workdir / f"coordinator-{time.monotonic_ns()}.port"
-        super().__init__([sys.executable, "-m", "octobot.coordinator.main", "--listen", f"127.0.0.1:{port}",
-                          "--db", db, "--port-file", str(port_file), "--suspect-after", "2", "--down-after", "4"],
-                         workdir / "coordinator.log")
-        self.port = wait_until(lambda: port_file.exists() and port_file.read_text() and int(port_file.read_text()),
-                               timeout=30, what=f"coordinator to listen (log: {self.log})")
+    def __init__(self, db: str, workdir: Path, port: int = 0, metrics: bool = False) -> None:
+        self.db, self.workdir, self.metrics = db, workdir, metrics
+        stamp = time.monotonic_ns()
+        port_file, metrics_file = workdir / f"coordinator-{stamp}.port", workdir / f"coordinator-{stamp}.metrics"
+        args = [sys.executable, "-m", "octobot.coordinator.main", "--listen", f"127.0.0.1:{port}",
+                "--db", db, "--port-file", str(port_file), "--suspect-after", "2", "--down-after", "4"]
+        if metrics:
+            args += ["--metrics-listen", "127.0.0.1:0", "--metrics-port-file", str(metrics_file)]
+        super().__init__(args, workdir / "coordinator.log")
+        self.port = _read_port(port_file, f"coordinator to listen (log: {self.log})")
         self.target = f"127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{_read_port(metrics_file, 'metrics port')}/metrics" if metrics else ""
 
     def restart(self) -> Coordinator:
         """A new coordinator process on the same port and store."""
-        return Coordinator(self.db, self.workdir, self.port)
+        return Coordinator(self.db, self.workdir, self.port, self.metrics)
 
 
 class Node(Process):

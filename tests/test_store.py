@@ -241,7 +241,7 @@ def test_reopen_keeps_everything(store_url: str) -> None:
         with pytest.raises(AlreadyExists):
             second.create_queue(spec("a"), actor="t")
         with second.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
     finally:
         second.close()
 
@@ -261,3 +261,38 @@ def test_models_match_migrations(store: Store) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+# -- stats rollups -------------------------------------------------------------
+
+def _histogram(*values: float) -> bytes:
+    from octobot.histogram import Histogram
+
+    h = Histogram()
+    for v in values:
+        h.record(v)
+    return h.to_proto().SerializeToString()
+
+
+def test_stats_minutes_merge_query_and_prune(store: Store) -> None:
+    from octobot.coordinator.store import StatsMinute
+    from octobot.histogram import Histogram
+    from octobot.v1 import stats_pb2
+
+    def minute(m: int, dim: str = "", value: str = "", ok: int = 1, backlog: int = 3,
+               run: bytes = _histogram(0.1)) -> StatsMinute:
+        return StatsMinute(queue="q", dim=dim, value=value, minute=m, succeeded=ok, backlog=backlog,
+                           run_time=run, wait_time=_histogram(), end_to_end=_histogram())
+
+    store.merge_stats_minutes([minute(100), minute(100, "dc", "east"), minute(101)])
+    # A second part of minute 100 (a later flush, a late sample) adds up.
+    store.merge_stats_minutes([minute(100, ok=4, backlog=9, run=_histogram(0.2, 0.2))])
+    rows = store.stats_minutes("", 0, 200)
+    assert [(r.minute, r.succeeded, r.backlog) for r in rows] == [(100, 5, 9), (101, 1, 3)]
+    merged = Histogram.from_proto(stats_pb2.Histogram.FromString(rows[0].run_time))
+    assert merged.count == 3 and merged.quantile(1.0) == pytest.approx(0.2, rel=0.01)
+    assert [(r.value, r.succeeded) for r in store.stats_minutes("dc", 0, 200)] == [("east", 1)]
+    assert store.stats_minutes("", 101, 101, queue="q")[0].minute == 101
+    assert store.stats_minutes("", 0, 200, queue="other") == []
+    assert store.prune_stats_minutes(101) == 2
+    assert [r.minute for r in store.stats_minutes("", 0, 200)] == [101]

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -48,8 +51,24 @@ class QueueSample(_message.Message):
     wait_time: Histogram
     def __init__(self, queue: _Optional[str] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., rejected: _Optional[int] = ..., in_flight: _Optional[int] = ..., busy_slots: _Optional[int] = ..., backlog: _Optional[int] = ..., run_time: _Optional[_Union[Histogram, _Mapping]] = ..., end_to_end: _Optional[_Union[Histogram, _Mapping]] = ..., wait_time: _Optional[_Union[Histogram, _Mapping]] = ...) -> None: ...
 
+class Percentiles(_message.Message):
+    __slots__ = ("p50", "p90", "p99", "p999", "mean", "count")
+    P50_FIELD_NUMBER: _ClassVar[int]
+    P90_FIELD_NUMBER: _ClassVar[int]
+    P99_FIELD_NUMBER: _ClassVar[int]
+    P999_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    p50: float
+    p90: float
+    p99: float
+    p999: float
+    mean: float
+    count: int
+    def __init__(self, p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ..., p999: _Optional[float] = ..., mean: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+
 class QueueReport(_message.Message):
-    __slots__ = ("queue", "group", "succeeded", "failed", "retried", "dead_lettered", "rejected", "rate", "in_flight", "busy_slots", "backlog", "run_p50", "run_p90", "run_p99", "run_p999", "e2e_p50", "e2e_p90", "e2e_p99", "e2e_p999")
+    __slots__ = ("queue", "group", "succeeded", "failed", "retried", "dead_lettered", "rejected", "rate", "in_flight", "busy_slots", "backlog", "run_time", "wait_time", "end_to_end", "nodes")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
@@ -61,14 +80,10 @@ class QueueReport(_message.Message):
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     BUSY_SLOTS_FIELD_NUMBER: _ClassVar[int]
     BACKLOG_FIELD_NUMBER: _ClassVar[int]
-    RUN_P50_FIELD_NUMBER: _ClassVar[int]
-    RUN_P90_FIELD_NUMBER: _ClassVar[int]
-    RUN_P99_FIELD_NUMBER: _ClassVar[int]
-    RUN_P999_FIELD_NUMBER: _ClassVar[int]
-    E2E_P50_FIELD_NUMBER: _ClassVar[int]
-    E2E_P90_FIELD_NUMBER: _ClassVar[int]
-    E2E_P99_FIELD_NUMBER: _ClassVar[int]
-    E2E_P999_FIELD_NUMBER: _ClassVar[int]
+    RUN_TIME_FIELD_NUMBER: _ClassVar[int]
+    WAIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TO_END_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
     queue: str
     group: str
     succeeded: int
@@ -80,15 +95,11 @@ class QueueReport(_message.Message):
     in_flight: int
     busy_slots: int
     backlog: int
-    run_p50: float
-    run_p90: float
-    run_p99: float
-    run_p999: float
-    e2e_p50: float
-    e2e_p90: float
-    e2e_p99: float
-    e2e_p999: float
-    def __init__(self, queue: _Optional[str] = ..., group: _Optional[str] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., rejected: _Optional[int] = ..., rate: _Optional[float] = ..., in_flight: _Optional[int] = ..., busy_slots: _Optional[int] = ..., backlog: _Optional[int] = ..., run_p50: _Optional[float] = ..., run_p90: _Optional[float] = ..., run_p99: _Optional[float] = ..., run_p999: _Optional[float] = ..., e2e_p50: _Optional[float] = ..., e2e_p90: _Optional[float] = ..., e2e_p99: _Optional[float] = ..., e2e_p999: _Optional[float] = ...) -> None: ...
+    run_time: Percentiles
+    wait_time: Percentiles
+    end_to_end: Percentiles
+    nodes: int
+    def __init__(self, queue: _Optional[str] = ..., group: _Optional[str] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., rejected: _Optional[int] = ..., rate: _Optional[float] = ..., in_flight: _Optional[int] = ..., busy_slots: _Optional[int] = ..., backlog: _Optional[int] = ..., run_time: _Optional[_Union[Percentiles, _Mapping]] = ..., wait_time: _Optional[_Union[Percentiles, _Mapping]] = ..., end_to_end: _Optional[_Union[Percentiles, _Mapping]] = ..., nodes: _Optional[int] = ...) -> None: ...
 
 class GetClusterRequest(_message.Message):
     __slots__ = ("window", "by")
@@ -99,12 +110,16 @@ class GetClusterRequest(_message.Message):
     def __init__(self, window: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
 
 class GetClusterResponse(_message.Message):
-    __slots__ = ("queues", "window_seconds")
+    __slots__ = ("queues", "window_seconds", "groups", "totals")
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[QueueReport]
     window_seconds: float
-    def __init__(self, queues: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+    groups: _containers.RepeatedCompositeFieldContainer[QueueReport]
+    totals: _containers.RepeatedCompositeFieldContainer[QueueReport]
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., window_seconds: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., totals: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ...) -> None: ...
 
 class GetQueueStatsRequest(_message.Message):
     __slots__ = ("queue", "window", "by")
@@ -117,12 +132,14 @@ class GetQueueStatsRequest(_message.Message):
     def __init__(self, queue: _Optional[str] = ..., window: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
 
 class GetQueueStatsResponse(_message.Message):
-    __slots__ = ("rows", "window_seconds")
-    ROWS_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("total", "window_seconds", "groups")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    rows: _containers.RepeatedCompositeFieldContainer[QueueReport]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    total: QueueReport
     window_seconds: float
-    def __init__(self, rows: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+    groups: _containers.RepeatedCompositeFieldContainer[QueueReport]
+    def __init__(self, total: _Optional[_Union[QueueReport, _Mapping]] = ..., window_seconds: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ...) -> None: ...
 
 class GetNodeStatsRequest(_message.Message):
     __slots__ = ("node_id", "window")
@@ -133,9 +150,89 @@ class GetNodeStatsRequest(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., window: _Optional[str] = ...) -> None: ...
 
 class GetNodeStatsResponse(_message.Message):
-    __slots__ = ("queues", "window_seconds")
+    __slots__ = ("queues", "window_seconds", "total")
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[QueueReport]
     window_seconds: float
-    def __init__(self, queues: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+    total: QueueReport
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., window_seconds: _Optional[float] = ..., total: _Optional[_Union[QueueReport, _Mapping]] = ...) -> None: ...
+
+class QueryRangeRequest(_message.Message):
+    __slots__ = ("queue", "by", "range", "step")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    by: str
+    range: str
+    step: str
+    def __init__(self, queue: _Optional[str] = ..., by: _Optional[str] = ..., range: _Optional[str] = ..., step: _Optional[str] = ...) -> None: ...
+
+class Point(_message.Message):
+    __slots__ = ("at", "succeeded", "failed", "retried", "dead_lettered", "rejected", "rate", "backlog", "run_time", "wait_time", "end_to_end")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    RETRIED_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    RUN_TIME_FIELD_NUMBER: _ClassVar[int]
+    WAIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TO_END_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    succeeded: int
+    failed: int
+    retried: int
+    dead_lettered: int
+    rejected: int
+    rate: float
+    backlog: int
+    run_time: Percentiles
+    wait_time: Percentiles
+    end_to_end: Percentiles
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., rejected: _Optional[int] = ..., rate: _Optional[float] = ..., backlog: _Optional[int] = ..., run_time: _Optional[_Union[Percentiles, _Mapping]] = ..., wait_time: _Optional[_Union[Percentiles, _Mapping]] = ..., end_to_end: _Optional[_Union[Percentiles, _Mapping]] = ...) -> None: ...
+
+class Series(_message.Message):
+    __slots__ = ("queue", "group", "points")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    group: str
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, queue: _Optional[str] = ..., group: _Optional[str] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+
+class QueryRangeResponse(_message.Message):
+    __slots__ = ("series", "step_seconds")
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    series: _containers.RepeatedCompositeFieldContainer[Series]
+    step_seconds: float
+    def __init__(self, series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., step_seconds: _Optional[float] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("window", "by", "interval_seconds", "recent")
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
+    window: str
+    by: str
+    interval_seconds: float
+    recent: str
+    def __init__(self, window: _Optional[str] = ..., by: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., recent: _Optional[str] = ...) -> None: ...
+
+class WatchResponse(_message.Message):
+    __slots__ = ("snapshot", "recent", "at")
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    snapshot: GetClusterResponse
+    recent: _containers.RepeatedCompositeFieldContainer[Series]
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, snapshot: _Optional[_Union[GetClusterResponse, _Mapping]] = ..., recent: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

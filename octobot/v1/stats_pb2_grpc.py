@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class StatsServiceStub:
-    """Reports for dashboards.
+    """Cluster-wide throughput and latency for dashboards and octoctl. Windows are
+    a number and a unit: "10s", "1m", "15m", "1h", "24h", "7d". The last 15
+    minutes are answered from memory at 1 s resolution; older time from 1
+    minute rollups kept in the store.
     """
 
     def __init__(self, channel):
@@ -50,14 +53,27 @@ class StatsServiceStub:
                 request_serializer=octobot_dot_v1_dot_stats__pb2.GetNodeStatsRequest.SerializeToString,
                 response_deserializer=octobot_dot_v1_dot_stats__pb2.GetNodeStatsResponse.FromString,
                 _registered_method=True)
+        self.QueryRange = channel.unary_unary(
+                '/octobot.v1.StatsService/QueryRange',
+                request_serializer=octobot_dot_v1_dot_stats__pb2.QueryRangeRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_stats__pb2.QueryRangeResponse.FromString,
+                _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/octobot.v1.StatsService/Watch',
+                request_serializer=octobot_dot_v1_dot_stats__pb2.WatchRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_stats__pb2.WatchResponse.FromString,
+                _registered_method=True)
 
 
 class StatsServiceServicer:
-    """Reports for dashboards.
+    """Cluster-wide throughput and latency for dashboards and octoctl. Windows are
+    a number and a unit: "10s", "1m", "15m", "1h", "24h", "7d". The last 15
+    minutes are answered from memory at 1 s resolution; older time from 1
+    minute rollups kept in the store.
     """
 
     def GetCluster(self, request, context):
-        """Cluster-wide figures, one row per queue (and per group when asked).
+        """Every queue's figures, plus totals over all queues.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,6 +88,20 @@ class StatsServiceServicer:
 
     def GetNode(self, request, context):
         """One node's figures, one row per queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryRange(self, request, context):
+        """A time series with a fixed step, for one queue or all queues merged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """A fresh cluster snapshot every interval, for live dashboards.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +125,16 @@ def add_StatsServiceServicer_to_server(servicer, server):
                     request_deserializer=octobot_dot_v1_dot_stats__pb2.GetNodeStatsRequest.FromString,
                     response_serializer=octobot_dot_v1_dot_stats__pb2.GetNodeStatsResponse.SerializeToString,
             ),
+            'QueryRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryRange,
+                    request_deserializer=octobot_dot_v1_dot_stats__pb2.QueryRangeRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_stats__pb2.QueryRangeResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=octobot_dot_v1_dot_stats__pb2.WatchRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_stats__pb2.WatchResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'octobot.v1.StatsService', rpc_method_handlers)
@@ -104,7 +144,10 @@ def add_StatsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class StatsService:
-    """Reports for dashboards.
+    """Cluster-wide throughput and latency for dashboards and octoctl. Windows are
+    a number and a unit: "10s", "1m", "15m", "1h", "24h", "7d". The last 15
+    minutes are answered from memory at 1 s resolution; older time from 1
+    minute rollups kept in the store.
     """
 
     @staticmethod
@@ -178,6 +221,60 @@ class StatsService:
             '/octobot.v1.StatsService/GetNode',
             octobot_dot_v1_dot_stats__pb2.GetNodeStatsRequest.SerializeToString,
             octobot_dot_v1_dot_stats__pb2.GetNodeStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.StatsService/QueryRange',
+            octobot_dot_v1_dot_stats__pb2.QueryRangeRequest.SerializeToString,
+            octobot_dot_v1_dot_stats__pb2.QueryRangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/octobot.v1.StatsService/Watch',
+            octobot_dot_v1_dot_stats__pb2.WatchRequest.SerializeToString,
+            octobot_dot_v1_dot_stats__pb2.WatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
