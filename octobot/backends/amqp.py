@@ -1,0 +1,696 @@
+"""AMQP 0-9-1 backend (RabbitMQ): one durable queue per Octobot queue.
+
+A producer in any language enqueues with one publish on the default exchange::
+
+    basic.publish(exchange="", routing_key="emails", body='{"task":"emails.send"}')
+
+(mark it persistent, delivery_mode=2, to survive a broker restart). Queues for
+queue ``q``, all durable:
+
+- ``q`` — the queue itself, declared with the queue spec's ``x-`` options as
+  arguments (``x-queue-type=quorum``, ``x-max-priority=10``, ``x-max-length=…``).
+- ``q.delay.<ms>`` — retries waiting for their backoff, without plugins: the
+  queue's message TTL dead-letters them back into ``q``. Delays are rounded up
+  to a ladder (steps of 2**(1/4), at most ~19 % late) so that one delay queue
+  holds one TTL and its head always expires first; an idle delay queue deletes
+  itself (``x-expires``).
+- ``q.dead`` — dead letters: JSON records, each with a uuid4-hex ``message_id``.
+
+Delivery: a consumer holds its messages unacked until they are settled. When
+its connection closes (node killed, network lost) RabbitMQ requeues them at once
+for other consumers, so ``visibility_timeout`` and ``touch`` have nothing to do.
+RabbitMQ's ``consumer_timeout`` (30 min by default) closes the channel of a
+consumer that holds one message longer: raise it for tasks that run longer.
+
+Publishing uses a transactional channel. RabbitMQ answers ``tx.commit`` only
+once every message of the transaction is confirmed (the moment a publisher
+confirm would be sent), so a publish that returned is safe in the broker.
+pika's blocking channel waits for each confirm in turn; one commit covers a
+whole batch, and every thread publishing at that moment, in one round trip.
+
+Connection settings come from the URL query as pika reads them, e.g.
+``amqps://user:pass@host:5671/vhost?heartbeat=60&socket_timeout=5``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from octobot.backends.base import Backend, BrokerUnavailable, DeadLetter, Delivery, decode_dead
+
+R = TypeVar("R")
+L = TypeVar("L", bound="_Link")
+
+# pika logs each failed connection attempt in several ERROR lines with tracebacks.
+# This backend reports every failure once, as BrokerUnavailable with the reason,
+# and the node logs state changes, not attempts; so pika keeps quiet unless the
+# application configured its logger first.
+if logging.getLogger("pika").level == logging.NOTSET:
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+# Load balancers drop idle connections; heartbeats keep ours alive and notice dead ones.
+DEFAULT_HEARTBEAT = 30
+# A broker short of memory or disk blocks publishers; fail (and retry later) instead of hanging.
+BLOCKED_TIMEOUT = 60.0
+# How often a link's thread looks up from the socket to run its periodic checks.
+TICK = 1.0
+# Buffered messages that nobody fetched for this long go back to the queue (e.g. a paused queue).
+IDLE_GIVE_BACK = 5.0
+# How long a delay queue outlives its last retry before it deletes itself.
+DELAY_QUEUE_LINGER_MS = 60_000
+
+_PERSISTENT = BasicProperties(delivery_mode=2)  # survives a broker restart
+_DEAD_ID = re.compile(r"[0-9a-f]{32}")
+_BROKEN = (pika.exceptions.AMQPError, OSError)
+
+# Dead letters taken off the dead queue, with their delivery tags.
+_Tagged = list[tuple[int, DeadLetter]]
+
+
+def queue_arguments(options: Mapping[str, str]) -> dict[str, Any]:
+    """The ``x-`` options as queue arguments: numbers become ints, true/false booleans."""
+    def value(text: str) -> Any:
+        if re.fullmatch(r"-?\d+", text):
+            return int(text)
+        return text == "true" if text in ("true", "false") else text
+
+    return {key: value(text) for key, text in options.items() if key.startswith("x-")}
+
+
+def delay_bucket(delay: float) -> int:
+    """``delay`` seconds in ms, rounded up to the ladder ceil(2**(k/4)); 0 for no delay."""
+    ms = math.ceil(delay * 1000)
+    if ms <= 0:
+        return 0
+    return max(ms, math.ceil(2 ** (math.ceil(4 * math.log2(ms)) / 4)))
+
+
+def _parameters(url: str, name: str) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    query = parse_qs(urlsplit(url).query)
+    if "heartbeat" not in query:
+        params.heartbeat = DEFAULT_HEARTBEAT
+    if "blocked_connection_timeout" not in query:
+        params.blocked_connection_timeout = BLOCKED_TIMEOUT
+    # Shown in RabbitMQ's connection list, so an operator can tell whose connection it is.
+    params.client_properties = {"connection_name": name, **(params.client_properties or {})}
+    return params
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, _LinkDown):
+        text = str(exc)
+    elif str(exc):
+        text = f"{type(exc).__name__}: {exc}"
+    else:  # e.g. a refused connection: the detail is only in the args
+        text = repr(exc)
+    return " ".join(text.split())
+
+
+def _letter(properties: BasicProperties, body: bytes) -> DeadLetter:
+    dead_id = properties.message_id or ""
+    try:
+        return decode_dead(dead_id, body)
+    except (ValueError, KeyError, TypeError):
+        # Not one of ours (e.g. dead-lettered into q.dead by a broker policy): show it as it came.
+        return DeadLetter(id=dead_id, body=body, reason="not an Octobot dead letter", error="",
+                          failed_at=float(properties.timestamp or 0))
+
+
+class _LinkDown(Exception):
+    """The link's connection is gone (the message says why)."""
+
+
+class _Link:
+    """One AMQP connection with one channel, and the thread that owns them.
+
+    pika's BlockingConnection is not thread-safe, so only this thread touches
+    it: other threads hand it jobs with ``call`` (and wait) or ``post`` (and
+    don't). Between jobs the thread serves heartbeats. A broker error kills the
+    link for good; the backend opens a new one on its next call.
+    """
+
+    def __init__(self, params: pika.URLParameters, setup: Callable[[BlockingChannel], None]) -> None:
+        self.connection = pika.BlockingConnection(params)
+        self.dead = False
+        self.error = ""
+        self._lock = threading.Lock()
+        self._waiting: set[Future[Any]] = set()  # calls to fail if the link dies first
+        self._stopping = False
+        try:
+            self.channel = self.connection.channel()
+            setup(self.channel)
+        except BaseException:
+            self._close_connection()
+            raise
+        self._thread = threading.Thread(target=self._run, name=params.client_properties["connection_name"],
+                                        daemon=True)
+        self._thread.start()
+
+    def call(self, job: Callable[[], R]) -> R:
+        """Run ``job`` on the link's thread and return its result; _LinkDown if the link dies."""
+        future: Future[R] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(job())
+            except _BROKEN as exc:
+                self._fail(exc)
+                raise  # out of process_data_events: the thread closes the connection
+            except Exception as exc:
+                future.set_exception(exc)
+
+        return self._await(future, lambda: self.post(run))
+
+    def _await(self, future: Future[R], submit: Callable[[], None]) -> R:
+        """Run ``submit`` (which hands the link work that settles ``future``) and wait for the result;
+        _LinkDown if the link dies first."""
+        with self._lock:
+            if self.dead:
+                raise _LinkDown(self.error)
+            self._waiting.add(future)
+        try:
+            submit()
+            return future.result()
+        finally:
+            with self._lock:
+                self._waiting.discard(future)
+
+    def post(self, job: Callable[[], None]) -> None:
+        """Have the link's thread run ``job`` soon, in posting order."""
+        try:
+            self.connection.add_callback_threadsafe(job)
+        except _BROKEN as exc:  # the connection closed under us
+            raise _LinkDown(_reason(exc)) from exc
+
+    def close(self) -> None:
+        """Close the connection after the jobs already posted; unacked messages go back to their queue."""
+        try:
+            self.post(self._stop)
+        except _LinkDown:
+            pass  # closed already
+        self._thread.join(timeout=5.0)
+
+    def _stop(self) -> None:
+        self._stopping = True
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                self.connection.process_data_events(time_limit=TICK)
+                if not self.channel.is_open:
+                    # Closed by the broker between commands, which pika does not raise:
+                    # RabbitMQ's consumer_timeout, for one.
+                    raise _LinkDown("channel closed by the broker (consumer_timeout? see the RabbitMQ log)")
+                self._tick()
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            self._fail(_LinkDown("connection closed"))
+            self._close_connection()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Mark the link dead (the first reason wins) and fail the calls waiting on it."""
+        with self._lock:
+            if self.dead:
+                return
+            self.dead = True
+            self.error = _reason(exc)
+            waiting, self._waiting = self._waiting, set()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(_LinkDown(self.error))
+        self._died()
+
+    def _close_connection(self) -> None:
+        try:
+            if self.connection.is_open:
+                self.connection.close()
+        except _BROKEN:
+            pass  # it is going away either way
+
+    def _tick(self) -> None:
+        """Periodic work on the link's thread."""
+
+    def _died(self) -> None:
+        """Clean up after the connection is lost."""
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    """Messages one caller publishes, and how the caller learns they are committed."""
+
+    routing_key: str
+    bodies: Sequence[bytes]
+    properties: BasicProperties
+    prepare: Callable[[BlockingChannel], object] | None  # e.g. declare the target queue first
+    done: Future[None] = field(default_factory=Future)
+
+
+class _Publisher(_Link):
+    """The producing side: a transactional channel.
+
+    Callers put their messages in an outbox; the link's thread publishes
+    everything waiting there and commits once, so threads publishing at the
+    same time share one round trip to the broker.
+    """
+
+    def __init__(self, params: pika.URLParameters, setup: Callable[[BlockingChannel], None]) -> None:
+        self._outbox: list[_Outgoing] = []
+        self._outbox_lock = threading.Lock()
+        self._getting: BlockingChannel | None = None
+        super().__init__(params, setup)
+
+    def getting_channel(self) -> BlockingChannel:
+        """A plain channel for basic.get, on the link's thread. It stays open: the broker handles
+        one channel's commands in order, so what it requeued is back before its next get."""
+        if self._getting is None or not self._getting.is_open:
+            self._getting = self.connection.channel()
+        return self._getting
+
+    def send(self, routing_key: str, bodies: Sequence[bytes], properties: BasicProperties = _PERSISTENT,
+             prepare: Callable[[BlockingChannel], object] | None = None) -> None:
+        """Publish and return once the broker has the messages; any thread."""
+        outgoing = _Outgoing(routing_key, bodies, properties, prepare)
+        self._await(outgoing.done, lambda: self._enqueue(outgoing))
+
+    def publish_now(self, routing_key: str, bodies: Sequence[bytes]) -> None:
+        """``send`` for jobs already running on the link's thread."""
+        self._put(_Outgoing(routing_key, bodies, _PERSISTENT, None))
+        self.channel.tx_commit()
+
+    def _enqueue(self, outgoing: _Outgoing) -> None:
+        with self._outbox_lock:
+            self._outbox.append(outgoing)
+            first = len(self._outbox) == 1
+        if first:  # later ones ride along with the flush posted for the first
+            self.post(self._flush)
+
+    def _put(self, outgoing: _Outgoing) -> None:
+        if outgoing.prepare is not None:
+            outgoing.prepare(self.channel)
+        for body in outgoing.bodies:
+            self.channel.basic_publish("", outgoing.routing_key, body, outgoing.properties)
+
+    def _flush(self) -> None:
+        with self._outbox_lock:
+            batch, self._outbox = self._outbox, []
+        try:
+            for outgoing in batch:
+                self._put(outgoing)
+            self.channel.tx_commit()
+        except _BROKEN as exc:
+            self._fail(exc)  # fails every waiting caller, this batch's included
+            raise
+        except Exception as exc:  # e.g. a body that is not bytes: none of the batch is committed
+            self.channel.tx_rollback()
+            for outgoing in batch:
+                outgoing.done.set_exception(exc)
+            return
+        for outgoing in batch:
+            outgoing.done.set_result(None)
+
+
+class _Consumer(_Link):
+    """The consuming side: basic.consume pushes messages into a buffer that ``take`` drains.
+
+    Each delivery's receipt is ``(consumer, delivery_tag)``: an ack for a message
+    fetched on a connection that has since died is dropped, because RabbitMQ has
+    requeued that message already.
+    """
+
+    def __init__(self, params: pika.URLParameters, queue: str, declare: Callable[[BlockingChannel], object]) -> None:
+        self._queue = queue
+        self._cond = threading.Condition()
+        # Guarded by _cond: buffered deliveries, and acks waiting for the link's thread.
+        self._ready: deque[Delivery] = deque()
+        self._acks: list[int] = []
+        self._flush_posted = False
+        # Written on the link's thread only (other threads may read them).
+        self._open: set[int] = set()  # delivered, not yet settled
+        self._consumer_tag: str | None = None
+        self._qos = 0  # prefetch of the current (or next) subscription
+        self._last_take = time.monotonic()
+
+        def setup(channel: BlockingChannel) -> None:
+            declare(channel)
+            channel.add_on_cancel_callback(self._cancelled)
+
+        super().__init__(params, setup)
+
+    # -- any thread ----------------------------------------------------------
+
+    def take(self, max_count: int, timeout: float, limit: int) -> list[Delivery]:
+        """Up to ``max_count`` deliveries, waiting up to ``timeout`` s for the first.
+
+        The broker pushes up to the prefetch: ``limit`` when set, otherwise the
+        most that one take has asked for, so that nothing is fetched unasked.
+        """
+        self._last_take = time.monotonic()
+        qos = limit or max(self._qos, max_count)
+        if qos != self._qos or self._consumer_tag is None:
+            self.call(lambda: self._subscribe(qos))
+        with self._cond:
+            self._cond.wait_for(lambda: self._ready or self.dead, timeout)
+            if self.dead:
+                raise _LinkDown(self.error)
+            return [self._ready.popleft() for _ in range(min(max_count, len(self._ready)))]
+
+    def ack(self, tags: list[int]) -> None:
+        """Queue acks; the link's thread sends them in as few frames as it can."""
+        with self._cond:
+            self._acks += tags
+            if self._flush_posted:
+                return
+            self._flush_posted = True
+        try:
+            self.post(self._flush_acks)
+        except _LinkDown:
+            pass  # RabbitMQ requeued these messages when the connection died
+
+    def release(self, tags: list[int]) -> None:
+        """Requeue these messages (and everything buffered) so that any consumer may take them."""
+        try:
+            self.call(lambda: self._give_back(tags))
+        except _LinkDown:
+            pass  # requeued by the broker already
+
+    def limit(self, count: int) -> None:
+        """Lower the prefetch to ``count`` now: the buffer goes back, and the next take subscribes anew.
+
+        AMQP binds a prefetch to a consumer, not to a channel: messages taken
+        before stay unacked until their tasks finish, on top of the new
+        consumer's prefetch, for as long as those tasks run.
+        """
+        def lower() -> None:
+            if self._consumer_tag is not None and self._qos > count:
+                self._give_back([])
+
+        self.call(lower)
+
+    # -- the link's thread ---------------------------------------------------
+
+    def _subscribe(self, qos: int) -> None:
+        # basic.qos binds only consumers started after it: a new prefetch needs a new consumer.
+        if self._consumer_tag is not None and qos != self._qos:
+            self._give_back([])
+        if self._consumer_tag is None:
+            if qos != self._qos:
+                self.channel.basic_qos(prefetch_count=qos)
+                self._qos = qos
+            self._consumer_tag = self.channel.basic_consume(self._queue, self._on_message)
+
+    def _on_message(self, _channel: BlockingChannel, method: Basic.Deliver, _properties: BasicProperties,
+                    body: bytes) -> None:
+        self._open.add(method.delivery_tag)
+        with self._cond:
+            self._ready.append(Delivery(body=body, receipt=(self, method.delivery_tag)))
+            self._cond.notify()
+
+    def _flush_acks(self) -> None:
+        with self._cond:
+            # Tags not open were settled already; acking them twice would close the channel.
+            acks = set(self._acks) & self._open
+            self._acks.clear()
+            self._flush_posted = False
+        self._open -= acks
+        # Every tag below the lowest open one is settled now: one multiple-ack covers those of this batch.
+        lowest = min(self._open, default=math.inf)
+        below = [tag for tag in acks if tag < lowest]
+        if below:
+            self.channel.basic_ack(max(below), multiple=True)
+        for tag in acks:
+            if tag > lowest:
+                self.channel.basic_ack(tag)
+
+    def _give_back(self, tags: list[int]) -> None:
+        # Stop consuming first, or the broker would push the requeued messages straight back to us.
+        if self._consumer_tag is not None:
+            self.channel.basic_cancel(self._consumer_tag)
+            self._consumer_tag = None
+        with self._cond:
+            tags = [*tags, *(d.receipt[1] for d in self._ready)]
+            self._ready.clear()
+        for tag in tags:
+            if tag in self._open:
+                self._open.discard(tag)
+                self.channel.basic_nack(tag, requeue=True)
+        # A round trip through the queue: once it returns, the broker has requeued them.
+        self.channel.queue_declare(self._queue, passive=True)
+
+    def _tick(self) -> None:
+        if self._consumer_tag is not None and self._ready and time.monotonic() - self._last_take > IDLE_GIVE_BACK:
+            self._give_back([])
+
+    def _cancelled(self, _method: Any) -> None:
+        raise _LinkDown(f"RabbitMQ cancelled the consumer of {self._queue} (queue deleted?)")
+
+    def _died(self) -> None:
+        with self._cond:
+            self._ready.clear()  # they are requeued; nobody could ack them now
+            self._cond.notify_all()
+
+
+class _Slot(Generic[L]):
+    """The current link of one kind: opened on first use, replaced when it has died."""
+
+    def __init__(self, open_link: Callable[[], L]) -> None:
+        self._open_link = open_link
+        self._link: L | None = None
+        # Held while connecting, so concurrent callers share one attempt.
+        self._lock = threading.Lock()
+
+    def get(self) -> L:
+        with self._lock:
+            if self._link is None or self._link.dead:
+                if self._link is not None:
+                    self._link.close()
+                self._link = self._open_link()
+            return self._link
+
+    def current(self) -> L | None:
+        """The link if it is alive; never connects."""
+        link = self._link
+        return link if link is not None and not link.dead else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._link is not None:
+                self._link.close()
+                self._link = None
+
+
+def _by_consumer(deliveries: Sequence[Delivery]) -> dict[_Consumer, list[int]]:
+    groups: dict[_Consumer, list[int]] = {}
+    for delivery in deliveries:
+        consumer, tag = delivery.receipt
+        groups.setdefault(consumer, []).append(tag)
+    return groups
+
+
+class AmqpBackend(Backend):
+    """A durable RabbitMQ queue, consumed with prefetch and manual acks.
+
+        backend = AmqpBackend("emails", "amqp://guest:guest@127.0.0.1:5672/%2F",
+                              {"x-queue-type": "quorum"}, prefetch=16)
+        backend.publish([b'{"task": "emails.send", "args": ["a@b.c"]}'])
+        for delivery in backend.fetch(16, timeout=1.0):
+            ...  # run it
+            backend.ack([delivery])
+        backend.close()
+
+    Safe to share between threads: each of its two connections (consuming,
+    publishing) is driven by its own thread, and lost connections are replaced
+    on the next call.
+    """
+
+    schemes = ("amqp", "amqps")
+    default_url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._arguments = queue_arguments(self.options)
+        self._dead_queue = f"{self.queue}.dead"
+        name = f"octobot {self.consumer_name} {self.queue}"
+        consumer_params = _parameters(self.url, f"{name} consumer")
+        publisher_params = _parameters(self.url, f"{name} publisher")
+        self._where = f"{consumer_params.host}:{consumer_params.port}"
+        self._consumers = _Slot(lambda: _Consumer(consumer_params, self.queue, self._declare))
+        self._publishers = _Slot(lambda: _Publisher(publisher_params, self._setup_publisher))
+
+    @classmethod
+    def normalize_url(cls, url: str) -> str:
+        url = super().normalize_url(url)
+        try:
+            pika.URLParameters(url)
+        except ValueError as exc:
+            raise ValueError(f"bad AMQP URL {url!r}: {exc}") from None
+        return url
+
+    # -- topology -----------------------------------------------------------
+
+    def _declare(self, channel: BlockingChannel) -> Any:
+        """Declare the queue (idempotent); the reply carries its message count."""
+        return channel.queue_declare(self.queue, durable=True, arguments=self._arguments)
+
+    def _setup_publisher(self, channel: BlockingChannel) -> None:
+        channel.tx_select()
+        self._declare(channel)
+        # Dead letters are as safe as the queue (quorum if it is), without its limits.
+        kind = {k: v for k, v in self._arguments.items() if k == "x-queue-type"}
+        channel.queue_declare(self._dead_queue, durable=True, arguments=kind)
+
+    def _declare_delay(self, channel: BlockingChannel, name: str, ms: int) -> None:
+        """The delay queue for ``ms``: its messages expire back into the queue.
+
+        Declared before every retry, which also restarts its x-expires clock,
+        so it cannot vanish under a message.
+        """
+        channel.queue_declare(name, durable=True, arguments={
+            "x-message-ttl": ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.queue,
+            "x-expires": ms + DELAY_QUEUE_LINGER_MS})
+
+    # -- plumbing ------------------------------------------------------------
+
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """Report a lost or unreachable broker as BrokerUnavailable; the next call reconnects."""
+        try:
+            yield
+        except (_LinkDown, *_BROKEN) as exc:
+            raise BrokerUnavailable(f"amqp {self._where} unreachable: {_reason(exc)}") from exc
+
+    def _send(self, routing_key: str, bodies: Sequence[bytes], properties: BasicProperties = _PERSISTENT,
+              prepare: Callable[[BlockingChannel], object] | None = None) -> None:
+        with self._unavailable():
+            self._publishers.get().send(routing_key, bodies, properties, prepare)
+
+    def _publishing(self, job: Callable[[_Publisher], R]) -> R:
+        """Run ``job`` on the publishing link's thread."""
+        with self._unavailable():
+            link = self._publishers.get()
+            return link.call(lambda: job(link))
+
+    @contextmanager
+    def _borrowed_dead(self, link: _Publisher, limit: int | None) -> Iterator[tuple[BlockingChannel, _Tagged]]:
+        """Up to ``limit`` dead letters (all if None), oldest first, with their delivery tags on
+        the link's getting channel; those not acked there go back to their place on the way out."""
+        channel = link.getting_channel()
+        letters: _Tagged = []
+        try:
+            while limit is None or len(letters) < limit:
+                method, properties, body = channel.basic_get(self._dead_queue)
+                if method is None:
+                    break
+                letters.append((method.delivery_tag, _letter(properties, body)))
+            yield channel, letters
+        finally:
+            if letters and channel.is_open:
+                channel.basic_nack(0, multiple=True, requeue=True)  # tag 0: all unacked on the channel
+
+    # -- producer -------------------------------------------------------------
+
+    def _publish(self, bodies: Sequence[bytes]) -> None:
+        self._send(self.queue, bodies)
+
+    # -- consumer -------------------------------------------------------------
+
+    def _fetch(self, max_count: int, timeout: float) -> list[Delivery]:
+        with self._unavailable():
+            return self._consumers.get().take(max_count, timeout, self.prefetch)
+
+    def _ack(self, deliveries: Sequence[Delivery]) -> None:
+        for consumer, tags in _by_consumer(deliveries).items():
+            consumer.ack(tags)
+
+    def _release(self, deliveries: Sequence[Delivery]) -> None:
+        for consumer, tags in _by_consumer(deliveries).items():
+            consumer.release(tags)
+
+    def _retry(self, delivery: Delivery, body: bytes, delay: float) -> None:
+        ms = delay_bucket(delay)
+        # Publish first, then ack: a crash in between makes a duplicate, never a loss.
+        if ms:
+            delay_queue = f"{self.queue}.delay.{ms}"
+            self._send(delay_queue, [body], prepare=lambda channel: self._declare_delay(channel, delay_queue, ms))
+        else:
+            self._send(self.queue, [body])
+        self._ack([delivery])
+
+    def _dead_letter(self, delivery: Delivery, record: bytes) -> None:
+        properties = BasicProperties(delivery_mode=2, message_id=uuid.uuid4().hex, timestamp=int(time.time()))
+        self._send(self._dead_queue, [record], properties)
+        self._ack([delivery])
+
+    def _set_prefetch(self, count: int) -> None:
+        consumer = self._consumers.current()
+        if consumer is not None:
+            try:
+                consumer.limit(count)
+            except _LinkDown:
+                pass  # the next connection starts with the new limit
+
+    def _touch(self, deliveries: Sequence[Delivery]) -> None:
+        """Nothing to do: a message stays ours while our connection lives."""
+
+    def _depth(self) -> int:
+        """Ready messages, from a declare: passive would fail on a deleted queue, this recreates it."""
+        return int(self._publishing(lambda link: self._declare(link.channel).method.message_count))
+
+    def _purge(self) -> int:
+        """Drop the waiting messages; in-flight ones and retries waiting in delay queues stay."""
+        return int(self._publishing(lambda link: link.channel.queue_purge(self.queue).method.message_count))
+
+    # -- dead letters -----------------------------------------------------------
+
+    def _dead_list(self, limit: int) -> list[DeadLetter]:
+        def peek(link: _Publisher) -> list[DeadLetter]:
+            with self._borrowed_dead(link, limit) as (_, letters):
+                return [letter for _, letter in letters]
+
+        return self._publishing(peek)
+
+    def _dead_retry(self, ids: Sequence[str] | None) -> int:
+        wanted = None if ids is None else set(ids)
+        bad = [i for i in wanted or () if not _DEAD_ID.fullmatch(i)]
+        if bad:
+            raise ValueError(f"not dead-letter ids: {', '.join(sorted(bad))}")
+
+        def revive(link: _Publisher) -> int:
+            with self._borrowed_dead(link, None) as (channel, letters):
+                chosen = [(tag, letter) for tag, letter in letters if wanted is None or letter.id in wanted]
+                if chosen:
+                    # Republish first, then ack: a crash in between makes a duplicate, never a loss.
+                    link.publish_now(self.queue, [letter.revived() for _, letter in chosen])
+                    for tag, _ in chosen:
+                        channel.basic_ack(tag)
+                return len(chosen)
+
+        return self._publishing(revive)
+
+    def _dead_purge(self) -> int:
+        # On the getting channel, so that letters a listing just put back are purged too.
+        return int(self._publishing(
+            lambda link: link.getting_channel().queue_purge(self._dead_queue).method.message_count))
+
+    def close(self) -> None:
+        """Close both connections; messages fetched and not acked go back to the queue."""
+        self._consumers.close()
+        self._publishers.close()
