@@ -8,7 +8,7 @@ import grpc
 
 from octobot import backends
 from octobot.backends import Backend
-from octobot.coordinator import queue_specs
+from octobot import queue_specs
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.planner import runs_on

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from octobot.coordinator import planner, queue_specs
+from octobot import queue_specs
+from octobot.coordinator import planner
 from octobot.envelope import DEFAULT_MAX_BYTES
 from octobot.v1 import queue_pb2
 
