@@ -1,21 +1,27 @@
-"""octobot-node: run queues as the coordinator assigns them.
+"""octobot-node: run queues as the coordinator assigns them, or standalone
+from a YAML file as the original Octobot did.
 
     octobot-node --coordinator 127.0.0.1:7400 --label dc=us-east --tasks myapp.tasks --state-dir /var/lib/octobot
+    octobot-node --config octobot.yml --tasks myapp.tasks --metrics-listen 127.0.0.1:1228
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 import click
 
 from octobot import tasks
 from octobot.logs import setup_logging
+from octobot.node import config as node_config
 from octobot.node.agent import Agent
+from octobot.node.local_metrics import LocalStats, serve
 from octobot.node.processes import ProcessPool
 from octobot.node.session import CoordinatorSession
 from octobot.node.state import StateDir
@@ -23,11 +29,39 @@ from octobot.node.stats_buffer import StatsBuffer
 from octobot.selector import parse_labels
 
 log = logging.getLogger("octobot.node")
+DEFAULT_COORDINATOR = "127.0.0.1:7400"
+
+
+def load_hook(spec: str | None, option: str) -> Callable[[], object] | None:
+    """``module:function`` -> the function; a one-line error if it is not there."""
+    if not spec:
+        return None
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise click.BadParameter(f"{spec!r}: expected module:function", param_hint=option)
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise click.BadParameter(f"{spec!r}: {exc}", param_hint=option) from None
+    if not callable(fn):
+        raise click.BadParameter(f"{spec!r} is not callable", param_hint=option)
+    return fn  # type: ignore[no-any-return]
+
+
+def run_hook(hook: Callable[[], object] | None, what: str) -> None:
+    if hook is None:
+        return
+    try:
+        hook()
+    except Exception as exc:
+        raise click.ClickException(f"{what} hook failed: {type(exc).__name__}: {exc}") from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--coordinator", envvar="OCTOBOT_COORDINATOR", default="127.0.0.1:7400", show_default=True,
-              help="coordinator host:port")
+@click.option("--coordinator", envvar="OCTOBOT_COORDINATOR", default=None,
+              help=f"coordinator host:port [default: {DEFAULT_COORDINATOR}]")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="standalone: run the queues of this YAML file, with no coordinator")
 @click.option("--label", "labels", multiple=True, help="node label key=value, e.g. dc=us-east (repeatable)")
 @click.option("--tasks", "task_modules", multiple=True,
               help="module(s) defining @octobot.task functions; repeatable or comma-separated")
@@ -37,45 +71,83 @@ log = logging.getLogger("octobot.node")
               help="slot budget shared by all queues by priority (default: no limit, each queue at its concurrency)")
 @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
               help="worker processes sharing each queue's concurrency (for CPU-bound tasks)")
+@click.option("--metrics-listen", default=None,
+              help="standalone: serve /metrics (Prometheus) and / (JSON) on host:port")
+@click.option("--on-start", default=None, help="module:function to call before consuming starts")
+@click.option("--on-stop", default=None, help="module:function to call after the node has drained")
 @click.option("--drain-timeout", default=30.0, show_default=True, help="seconds to finish running tasks on SIGTERM")
 @click.option("--interval", default=1.0, show_default=True, help="heartbeat and stats interval, seconds")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def main(coordinator: str, labels: tuple[str, ...], task_modules: tuple[str, ...], state_dir: str,
-         max_workers: int | None, processes: int, drain_timeout: float, interval: float, log_level: str) -> None:
+def main(coordinator: str | None, config_path: str | None, labels: tuple[str, ...], task_modules: tuple[str, ...],
+         state_dir: str, max_workers: int | None, processes: int, metrics_listen: str | None,
+         on_start: str | None, on_stop: str | None, drain_timeout: float, interval: float, log_level: str) -> None:
     """Run an Octobot worker node."""
     setup_logging(log_level)
     try:
         label_map = parse_labels(list(labels))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--label") from None
-    # Task modules live in the operator's project, as with `python -m`.
+    config = None
+    if config_path is not None:
+        if coordinator is not None:
+            raise click.UsageError("--config runs standalone: leave out --coordinator (or OCTOBOT_COORDINATOR)")
+        try:
+            config = node_config.load(config_path)
+        except node_config.ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        max_workers = max_workers or config.max_workers
+        metrics_listen = metrics_listen or config.metrics_listen
+        on_start, on_stop = on_start or config.startup_hook, on_stop or config.shutdown_hook
+    elif metrics_listen is not None:
+        raise click.UsageError("--metrics-listen is for standalone nodes; with a coordinator, scrape the coordinator")
+
+    # Task modules and hooks live in the operator's project, as with `python -m`.
     sys.path.insert(0, os.getcwd())
     modules = [m.strip() for spec in task_modules for m in spec.split(",") if m.strip()]
     try:
         tasks.import_modules(modules)
     except Exception as exc:
         raise click.ClickException(f"cannot import task module: {type(exc).__name__}: {exc}") from None
+    start_hook, stop_hook = load_hook(on_start, "--on-start"), load_hook(on_stop, "--on-stop")
 
     state = StateDir(state_dir)
     node_id = state.node_id()
+    run_hook(start_hook, "start")
+    # Only a coordinator's assignments are cached: a standalone node reads its file.
+    cache = None if config else state
     agent: Agent | ProcessPool
     if processes == 1:
-        agent = Agent(node_id, drain_timeout=drain_timeout, max_workers=max_workers, cache=state)
+        agent = Agent(node_id, drain_timeout=drain_timeout, max_workers=max_workers, cache=cache)
     else:
         agent = ProcessPool(node_id, processes, modules, interval=interval, drain_timeout=drain_timeout,
-                            max_workers=max_workers, log_level=log_level, cache=state)
-    log.info("node %s starting (labels %s, %d tasks registered, %d process(es))", node_id, label_map,
-             len(tasks.names()), processes)
-    cached = state.load_assignment()
-    if cached is not None:
-        # Work goes on from the last assignment even if the coordinator is unreachable.
-        log.info("resuming cached assignment generation %d (%d queues)", cached.generation, len(cached.queues))
-        agent.apply(cached)
+                            max_workers=max_workers, log_level=log_level, cache=cache)
+    log.info("node %s starting (labels %s, %d tasks registered, %d process(es)%s)", node_id, label_map,
+             len(tasks.names()), processes, ", standalone" if config else "")
     stats = StatsBuffer(agent.stats, interval)
-    session = CoordinatorSession(agent, stats, coordinator, node_id, label_map)
     stopped = threading.Event()
     threading.Thread(target=stats.run, args=(stopped,), name="stats", daemon=True).start()
+
+    session: CoordinatorSession | None = None
+    if config is not None:
+        agent.apply(config.assignment())
+        if metrics_listen:
+            local = LocalStats()
+            try:
+                _, port = serve(local, metrics_listen)
+            except (OSError, ValueError) as exc:
+                raise click.ClickException(f"cannot serve metrics on {metrics_listen}: {exc}") from None
+            log.info("metrics on http://%s:%d/metrics and /", metrics_listen.rpartition(":")[0] or "127.0.0.1", port)
+            threading.Thread(target=_feed, args=(stats, local, stopped), name="local-stats", daemon=True).start()
+    else:
+        cached = state.load_assignment()
+        if cached is not None:
+            # Work goes on from the last assignment even if the coordinator is unreachable.
+            log.info("resuming cached assignment generation %d (%d queues)", cached.generation, len(cached.queues))
+            agent.apply(cached)
+        session = CoordinatorSession(agent, stats, coordinator or DEFAULT_COORDINATOR, node_id, label_map)
+        session_thread = threading.Thread(target=session.run, name="session", daemon=True)
+        session_thread.start()
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("%s: stopping fetch, finishing in-flight work (up to %.0fs)", signal.Signals(signum).name,
@@ -84,13 +156,20 @@ def main(coordinator: str, labels: tuple[str, ...], task_modules: tuple[str, ...
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    thread = threading.Thread(target=session.run, name="session", daemon=True)
-    thread.start()
     stopped.wait()
-    session.stop()  # first, so no new assignment starts queues while we drain
-    thread.join(timeout=5)
+    if session is not None:
+        session.stop()  # first, so no new assignment starts queues while we drain
+        session_thread.join(timeout=5)
     agent.shutdown()
+    run_hook(stop_hook, "stop")
     log.info("node %s stopped", node_id)
+
+
+def _feed(stats: StatsBuffer, local: LocalStats, stopped: threading.Event) -> None:
+    """Standalone: the node's own reports go to its metrics endpoint."""
+    while not stopped.wait(stats.interval):
+        for report in stats.drain():
+            local.add(report)
 
 
 if __name__ == "__main__":

@@ -34,26 +34,39 @@ def with_defaults(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
     return out
 
 
+class SpecError(ValueError):
+    """A bad queue setting; ``field`` is the QueueSpec field it concerns."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def validate(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
     """Check every field; return the spec with its URL in canonical form.
-    ValueError says which field is wrong and why."""
+    SpecError says which field is wrong and why."""
     if not NAME.match(spec.name):
-        raise ValueError(f"queue name {spec.name!r} is invalid: use letters, digits, '_', '.', '-' (max 128)")
+        raise SpecError("name", f"queue name {spec.name!r} is invalid: use letters, digits, '_', '.', '-' (max 128)")
     if not 1 <= spec.priority <= 10:
-        raise ValueError(f"priority must be between 1 and 10, got {spec.priority}")
+        raise SpecError("priority", f"priority must be between 1 and 10, got {spec.priority}")
     if not 1 <= spec.concurrency <= MAX_CONCURRENCY:
-        raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}, got {spec.concurrency}")
-    if spec.max_retries < 0:
-        raise ValueError(f"max_retries must be 0 or more, got {spec.max_retries}")
-    if spec.retry_backoff < 0 or spec.task_timeout < 0:
-        raise ValueError("retry_backoff and task_timeout must be 0 or more")
+        raise SpecError("concurrency", f"concurrency must be between 1 and {MAX_CONCURRENCY}, got {spec.concurrency}")
+    for name in ("max_retries", "retry_backoff", "task_timeout"):
+        if getattr(spec, name) < 0:
+            raise SpecError(name, f"{name} must be 0 or more, got {getattr(spec, name)}")
     if spec.max_message_bytes <= 0:
-        raise ValueError(f"max_message_bytes must be positive, got {spec.max_message_bytes}")
-    Selector.parse(spec.selector)
-    cls = backends.backend_class(spec.backend)
+        raise SpecError("max_message_bytes", f"max_message_bytes must be positive, got {spec.max_message_bytes}")
+    try:
+        Selector.parse(spec.selector)
+        cls = backends.backend_class(spec.backend)
+    except ValueError as exc:
+        raise SpecError("selector" if spec.selector and "selector" in str(exc) else "backend", str(exc)) from None
     out = queue_pb2.QueueSpec()
     out.CopyFrom(spec)
-    out.url = cls.normalize_url(spec.url)
+    try:
+        out.url = cls.normalize_url(spec.url)
+    except ValueError as exc:
+        raise SpecError("url", str(exc)) from None
     return out
 
 

@@ -81,13 +81,17 @@ class Coordinator(Process):
 
 
 class Node(Process):
-    def __init__(self, coordinator: str, workdir: Path, name: str, labels: list[str],
+    """A node process; ``coordinator=None`` with ``--config`` in ``extra`` runs it standalone."""
+
+    def __init__(self, coordinator: str | None, workdir: Path, name: str, labels: list[str],
                  tasks: str = "e2e_tasks", env: dict[str, str] | None = None, interval: float = 0.5,
                  extra: tuple[str, ...] = ()) -> None:
         self.name = name
         self.state_dir = workdir / f"node-{name}"
-        args = [sys.executable, "-m", "octobot.node.main", "--coordinator", coordinator, "--tasks", tasks,
+        args = [sys.executable, "-m", "octobot.node.main", "--tasks", tasks,
                 "--state-dir", str(self.state_dir), "--interval", str(interval), "--drain-timeout", "10"]
+        if coordinator is not None:
+            args += ["--coordinator", coordinator]
         for label in labels:
             args += ["--label", label]
         args += extra

@@ -57,3 +57,12 @@ def tick(counter: str, sleep: float) -> None:
     """A fixed amount of work, counted: the priority tests compare completions."""
     time.sleep(sleep)
     _redis.incr(counter)
+
+
+def on_start() -> None:
+    """Startup hook for the standalone tests: says it ran, and when."""
+    _redis.set(f"{os.environ['E2E_HOOK_KEY']}:started", time.time())
+
+
+def on_stop() -> None:
+    _redis.set(f"{os.environ['E2E_HOOK_KEY']}:stopped", time.time())
