@@ -1,14 +1,20 @@
-"""No-op tasks per second through one Octobot node, beside the broker's ceiling.
+"""Tasks per second through one Octobot node, beside the broker's ceiling.
 
-    python bench/throughput.py --backend redis
-    python bench/throughput.py --backend amqp --concurrency 32
+    python bench/throughput.py --backend redis --concurrency 32
+    python bench/throughput.py --backend amqp --concurrency 64
+    python bench/throughput.py --backend redis --task cpu --processes 2
 
 For the chosen backend it prints:
-- node: N no-op tasks pre-filled, then drained by one real node process
-  (coordinator and node as subprocesses, the queue resumed at t0; t1 is when
-  the coordinator's stats count N successes — stats arrive every 0.2 s);
+- node: N tasks pre-filled, then drained by one real node process (coordinator
+  and node as subprocesses; t0 when the queue is resumed, t1 when the broker
+  has nothing left to hand out: the last in-flight tasks, at most the
+  concurrency, are noise at these N);
+- stats cost: the same with the node's stats recording off (--no-stats), and
+  the on/off ratio (goal >= 0.97);
 - ceiling: the same N drained by the tightest plain client loop (bench/ceiling.py);
 - latency: enqueue -> finish p50/p99 at a steady 1,000 tasks/s for 5 s.
+With `--task cpu` every task burns 1 ms of CPU holding the GIL: compare
+`--processes 1` with `--processes 2` for the speed-up of worker processes.
 """
 
 from __future__ import annotations
@@ -33,13 +39,15 @@ from octobot.backends import open_backend  # noqa: E402
 from octobot.v1 import stats_pb2, stats_pb2_grpc  # noqa: E402
 
 PUBLISH_BATCH = 1000
+TASKS = {"noop": ("demo.noop", []), "cpu": ("demo.burn", [1.0])}
 
 
-def prefill(backend: str, url: str, queue: str, n: int) -> None:
+def prefill(backend: str, url: str, queue: str, n: int, task: str = "noop") -> None:
+    name, args = TASKS[task]
     producer = open_backend(backend, queue, url)
-    bodies = [Envelope.new("demo.noop", [i]).encode() for i in range(n)]
+    body = Envelope.new(name, args).encode()
     for start in range(0, n, PUBLISH_BATCH):
-        producer.publish(bodies[start:start + PUBLISH_BATCH])
+        producer.publish([body] * min(PUBLISH_BATCH, n - start))
     producer.close()
 
 
@@ -50,38 +58,38 @@ def queue_report(stub: stats_pb2_grpc.StatsServiceStub, queue: str, window: str)
         return None
 
 
-def through_node(opts: argparse.Namespace, work: Path, url: str) -> tuple[float, float, float]:
-    """Drain rate through a node, and e2e latency p50/p99 at a steady 1,000/s."""
-    coord = Coordinator(f"sqlite:///{work / 'octobot.db'}", work)
-    node = Node(coord.target, work, "bench", [], tasks="octobot.demo",
-                interval=0.2)
+def drain_rate(opts: argparse.Namespace, work: Path, url: str, record_stats: bool) -> tuple[float, float, float]:
+    """Tasks/s draining a pre-filled queue; with stats on, also e2e p50/p99 at a steady 1,000/s."""
+    coord = Coordinator(f"sqlite:///{work / f'octobot-{record_stats}.db'}", work)
+    extra = ("--processes", str(opts.processes), "--stats" if record_stats else "--no-stats")
+    node = Node(coord.target, work, f"bench-{record_stats}", [], tasks="octobot.demo", interval=0.2, extra=extra)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    stub = stats_pb2_grpc.StatsServiceStub(rpc.make_channel(coord.target))
+    producer = open_backend(opts.backend, queue, url)
     try:
         octoctl(coord.target, "queue", "add", queue, "--backend", opts.backend, "--url", url, "--paused",
                 "--concurrency", str(opts.concurrency))
-        prefill(opts.backend, url, queue, opts.n)
+        prefill(opts.backend, url, queue, opts.n, opts.task)
         t0 = time.perf_counter()
         octoctl(coord.target, "queue", "resume", queue)
-        wait_until(lambda: (r := queue_report(stub, queue, "15m")) and r.succeeded >= opts.n,
-                   timeout=600, interval=0.05, what="the node to drain the queue")
+        wait_until(lambda: producer.depth() == 0, timeout=900, interval=0.02, what="the node to drain the queue")
         rate = opts.n / (time.perf_counter() - t0)
+        if not record_stats:
+            return rate, 0.0, 0.0
 
         # Steady load: 1,000 tasks/s for 5 s, then the window's end-to-end percentiles.
-        producer = open_backend(opts.backend, queue, url)
-        start = time.perf_counter()
-        sent = 0
+        stub = stats_pb2_grpc.StatsServiceStub(rpc.make_channel(coord.target))
+        start, sent = time.perf_counter(), 0
         while (elapsed := time.perf_counter() - start) < 5:
             due = int(elapsed * 1000) - sent
             if due > 0:
                 producer.publish([Envelope.new("demo.noop").completed().encode() for _ in range(due)])
                 sent += due
             time.sleep(0.001)
-        producer.close()
         time.sleep(1)
         report = queue_report(stub, queue, "5s")
         return rate, report.end_to_end.p50 if report else 0.0, report.end_to_end.p99 if report else 0.0
     finally:
+        producer.close()
         node.terminate()
         coord.terminate()
         cleanup(opts.backend, url, queue)
@@ -99,17 +107,24 @@ def ceiling(opts: argparse.Namespace, url: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="redis", choices=sorted(DRAIN))
-    parser.add_argument("-n", type=int, default=200_000, help="tasks (large, so the 0.2 s stats granularity is noise)")
-    parser.add_argument("--concurrency", type=int, default=16, help="worker threads for the queue")
+    parser.add_argument("-n", type=int, default=200_000, help="tasks to drain")
+    parser.add_argument("--concurrency", type=int, default=32, help="worker threads for the queue")
+    parser.add_argument("--processes", type=int, default=1, help="node worker processes")
+    parser.add_argument("--task", choices=sorted(TASKS), default="noop")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         url = queue_url(opts.backend, work)
-        rate, p50, p99 = through_node(opts, work, url)
+        rate, p50, p99 = drain_rate(opts, work, url, record_stats=True)
+        what = f"{opts.backend}, {opts.task} tasks, concurrency {opts.concurrency}, {opts.processes} process(es), n={opts.n}"
+        if opts.task == "cpu":
+            print(f"{what}: node {rate:,.0f} tasks/s")
+            return
+        rate_off, _, _ = drain_rate(opts, work, url, record_stats=False)
         top = ceiling(opts, url)
-    print(f"{opts.backend}: node {rate:,.0f} tasks/s | ceiling {top:,.0f} msg/s | ratio {rate / top:.2f} | "
-          f"enqueue->finish at 1,000/s: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms "
-          f"(n={opts.n}, concurrency {opts.concurrency})")
+    print(f"{what}:\n  node {rate:,.0f} tasks/s (stats off {rate_off:,.0f}/s, ratio {rate / rate_off:.2f})"
+          f" | ceiling {top:,.0f} msg/s | node/ceiling {rate / top:.2f}"
+          f" | enqueue->finish at 1,000/s: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

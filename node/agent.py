@@ -29,8 +29,9 @@ class Agent:
     """Runs a node's queues in this process, as threads."""
 
     def __init__(self, consumer_name: str, drain_timeout: float = 30.0, max_workers: int | None = None,
-                 cache: StateDir | None = None) -> None:
+                 cache: StateDir | None = None, record_stats: bool = True) -> None:
         self.consumer_name = consumer_name
+        self.record_stats = record_stats
         self.cache = cache
         self.scheduler = SlotScheduler(max_workers)
         self.drain_timeout = drain_timeout
@@ -53,7 +54,7 @@ class Agent:
                 runner = self._runners.get(name)
                 if runner is None:
                     try:
-                        runner = QueueRunner(spec, self._open_backend, self.scheduler)
+                        runner = QueueRunner(spec, self._open_backend, self.scheduler, self.record_stats)
                     except Exception as exc:  # a broken spec must not stop the other queues
                         log.error("cannot start queue %s: %s", name, exc)
                         continue

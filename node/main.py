@@ -75,13 +75,16 @@ def run_hook(hook: Callable[[], object] | None, what: str) -> None:
               help="standalone: serve /metrics (Prometheus) and / (JSON) on host:port")
 @click.option("--on-start", default=None, help="module:function to call before consuming starts")
 @click.option("--on-stop", default=None, help="module:function to call after the node has drained")
+@click.option("--stats/--no-stats", "record_stats", default=True, show_default=True,
+              help="record task counts and latencies (--no-stats only to measure their cost)")
 @click.option("--drain-timeout", default=30.0, show_default=True, help="seconds to finish running tasks on SIGTERM")
 @click.option("--interval", default=1.0, show_default=True, help="heartbeat and stats interval, seconds")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def main(coordinator: str | None, config_path: str | None, labels: tuple[str, ...], task_modules: tuple[str, ...],
          state_dir: str, max_workers: int | None, processes: int, metrics_listen: str | None,
-         on_start: str | None, on_stop: str | None, drain_timeout: float, interval: float, log_level: str) -> None:
+         on_start: str | None, on_stop: str | None, record_stats: bool, drain_timeout: float, interval: float,
+         log_level: str) -> None:
     """Run an Octobot worker node."""
     setup_logging(log_level)
     try:
@@ -118,10 +121,11 @@ def main(coordinator: str | None, config_path: str | None, labels: tuple[str, ..
     cache = None if config else state
     agent: Agent | ProcessPool
     if processes == 1:
-        agent = Agent(node_id, drain_timeout=drain_timeout, max_workers=max_workers, cache=cache)
+        agent = Agent(node_id, drain_timeout=drain_timeout, max_workers=max_workers, cache=cache,
+                      record_stats=record_stats)
     else:
         agent = ProcessPool(node_id, processes, modules, interval=interval, drain_timeout=drain_timeout,
-                            max_workers=max_workers, log_level=log_level, cache=cache)
+                            max_workers=max_workers, log_level=log_level, cache=cache, record_stats=record_stats)
     log.info("node %s starting (labels %s, %d tasks registered, %d process(es)%s)", node_id, label_map,
              len(tasks.names()), processes, ", standalone" if config else "")
     stats = StatsBuffer(agent.stats, interval)

@@ -12,8 +12,10 @@ from octobot.v1 import stats_pb2
 class QueueMetrics:
     """Thread-safe accumulator for one queue's current interval."""
 
-    def __init__(self, queue: str) -> None:
+    def __init__(self, queue: str, enabled: bool = True) -> None:
         self.queue = queue
+        # Off only to measure what recording costs (bench/throughput.py); gauges still flow.
+        self.enabled = enabled
         self._lock = threading.Lock()
         self._reset()
 
@@ -25,6 +27,8 @@ class QueueMetrics:
 
     def finished(self, ok: bool, enqueued_at: float, started: float, ended: float) -> None:
         """One task ran from ``started`` to ``ended`` (wall clock); ``enqueued_at`` 0 if unknown."""
+        if not self.enabled:
+            return
         with self._lock:
             if ok:
                 self.succeeded += 1

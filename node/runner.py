@@ -36,10 +36,10 @@ def visibility_timeout(spec: queue_pb2.QueueSpec) -> float:
 
 class QueueRunner:
     def __init__(self, spec: queue_pb2.QueueSpec, open_backend: Callable[[queue_pb2.QueueSpec], Backend],
-                 scheduler: SlotScheduler) -> None:
+                 scheduler: SlotScheduler, record_stats: bool = True) -> None:
         self.spec = spec
         self._scheduler = scheduler
-        self.metrics = QueueMetrics(spec.name)
+        self.metrics = QueueMetrics(spec.name, enabled=record_stats)
         self._backend = open_backend(spec)
         # One lock, two conditions: workers wait for messages, the fetcher for
         # free slots (or acks to send), so neither wakes the other needlessly.
@@ -202,15 +202,19 @@ class QueueRunner:
                     return
                 delivery = self._buffer.popleft()
                 self._running[id(delivery)] = (delivery, time.monotonic())
-            succeeded = False
+            ack_later = False
             try:
-                succeeded = execute(delivery, self.spec, self._backend, self.metrics)
+                if execute(delivery, self.spec, self._backend, self.metrics):
+                    if self._backend.acks_free_slots:
+                        settle(self._backend, "ack", [delivery])
+                    else:
+                        ack_later = True  # with the fetcher's next round trip
             except Exception:  # a bug of ours must not kill the worker; the message is redelivered
                 log.exception("unexpected error running a message on %s", self.spec.name)
             finally:
                 with self._lock:
                     del self._running[id(delivery)]
-                    if succeeded:
+                    if ack_later:
                         self._acks.append(delivery)
                     self._slots.notify()
                 self._scheduler.release(self, 1)

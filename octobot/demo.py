@@ -25,6 +25,15 @@ def noop(*args: object, **kwargs: object) -> None:
     """Does nothing: benchmarks measure Octobot itself with it."""
 
 
+@octobot.task(name="demo.burn")
+def burn(ms: float = 1.0) -> int:
+    """CPU-bound work holding the GIL for ``ms`` milliseconds: what --processes is for."""
+    end, spins = time.perf_counter() + ms / 1000, 0
+    while time.perf_counter() < end:
+        spins += 1
+    return spins
+
+
 @octobot.task(name="demo.resize_image")
 def resize_image(width: int, height: int) -> int:
     """Pretend work: 5-30 ms."""
