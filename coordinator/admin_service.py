@@ -12,6 +12,7 @@ from octobot import queue_specs
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.planner import runs_on
+from octobot.coordinator.store import FailedPrecondition, NodeRecord
 from octobot.envelope import BadMessage, Envelope
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 
@@ -56,6 +57,15 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         return updated
 
     @rpc_errors
+    async def ApplyQueues(self, request: admin_pb2.ApplyQueuesRequest, context: Ctx) -> admin_pb2.ApplyQueuesResponse:
+        desired = queue_specs.validate_all(list(request.queues))
+        changes, generation = await self.app.db(self.app.store.apply_queues, desired, request.prune,
+                                                request.dry_run, context.peer())
+        if generation:
+            await self.app.push()
+        return admin_pb2.ApplyQueuesResponse(changes=changes, generation=generation)
+
+    @rpc_errors
     async def DeleteQueue(self, request: admin_pb2.DeleteQueueRequest, context: Ctx) -> admin_pb2.DeleteQueueResponse:
         await self.app.db(self.app.store.delete_queue, request.name, context.peer())
         await self.app.push()
@@ -66,7 +76,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         spec = await self.app.db(self.app.store.get_queue, request.name)
         response = admin_pb2.GetQueueResponse(queue=spec)
         for session in self.app.sessions.all():
-            if not runs_on(spec, session.record.labels, session.record.draining):
+            record = session.record
+            if not runs_on(spec, record.labels, record.draining, record.cordoned_queues):
                 continue
             status = next((q for q in session.heartbeat.queues if q.queue == spec.name), None)
             response.placements.add(node_id=session.record.node_id, state=self.app.sessions.state(session.record.node_id),
@@ -92,11 +103,37 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc_errors
     async def DrainNode(self, request: admin_pb2.DrainNodeRequest, context: Ctx) -> admin_pb2.DrainNodeResponse:
         record, _ = await self.app.db(self.app.store.set_draining, request.node_id, True, context.peer())
-        session = self.app.sessions.get(request.node_id)
+        return admin_pb2.DrainNodeResponse(node=await self._node_changed(record))
+
+    @rpc_errors
+    async def CordonNode(self, request: admin_pb2.CordonNodeRequest, context: Ctx) -> admin_pb2.CordonNodeResponse:
+        record, _ = await self.app.db(self.app.store.cordon_node, request.node_id, context.peer())
+        return admin_pb2.CordonNodeResponse(node=await self._node_changed(record))
+
+    @rpc_errors
+    async def UncordonNode(self, request: admin_pb2.UncordonNodeRequest,
+                           context: Ctx) -> admin_pb2.UncordonNodeResponse:
+        record, _ = await self.app.db(self.app.store.uncordon_node, request.node_id, context.peer())
+        return admin_pb2.UncordonNodeResponse(node=await self._node_changed(record))
+
+    @rpc_errors
+    async def ForgetNode(self, request: admin_pb2.ForgetNodeRequest, context: Ctx) -> admin_pb2.ForgetNodeResponse:
+        state = self.app.sessions.state(request.node_id)
+        if state != admin_pb2.NODE_STATE_DOWN:
+            name = admin_pb2.NodeState.Name(state).removeprefix("NODE_STATE_").lower()
+            raise FailedPrecondition(f"node {request.node_id} is {name}: drain and stop it first")
+        await self.app.db(self.app.store.forget_node, request.node_id, context.peer())
+        self.app.sessions.forget(request.node_id)
+        return admin_pb2.ForgetNodeResponse()
+
+    async def _node_changed(self, record: NodeRecord) -> admin_pb2.NodeInfo:
+        """A node's record changed in the store: its live session plans with the new
+        record, and the node gets its new assignment at once."""
+        session = self.app.sessions.get(record.node_id)
         if session is not None:
-            session.record.draining = True
+            session.record = record
         await self.app.push()
-        return admin_pb2.DrainNodeResponse(node=self.app.sessions.node_info(record))
+        return self.app.sessions.node_info(record)
 
     # -- messages ---------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import grpc
 
 from octobot.backends import BrokerUnavailable
-from octobot.coordinator.store import AlreadyExists, NotFound
+from octobot.coordinator.store import AlreadyExists, FailedPrecondition, NotFound
 
 log = logging.getLogger("octobot.coordinator")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -18,6 +18,7 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 _STATUS: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (BrokerUnavailable, grpc.StatusCode.UNAVAILABLE),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
 ]

@@ -43,6 +43,9 @@ class NodeRow(Base):
     registered_at: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float] = mapped_column(Float)
     draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    # NULL: not cordoned. A list: cordoned, and the queues the node may keep
+    # running (those it ran when cordoned); the planner places no others.
+    cordoned_queues: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class AuditRow(Base):

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import grpc
 
 from octobot.coordinator.app import Coordinator
-from octobot.coordinator.planner import plan
 from octobot.coordinator.sessions import NodeSession
 from octobot.coordinator.store import NodeRecord
 from octobot.v1 import node_pb2, node_pb2_grpc
@@ -37,7 +36,7 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
                  record.labels, hello.pid)
         queues, generation = await self.app.db(self.app.store.snapshot)
         # The full snapshot on connect corrects whatever the node missed.
-        session.sent = plan(record.labels, record.draining, queues, generation)
+        session.sent = session.assignment(queues, generation)
         yield node_pb2.CoordinatorMessage(assignment=session.sent)
 
         reader = asyncio.create_task(self._read(session, request_iterator))
@@ -46,7 +45,10 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
                 outgoing = asyncio.create_task(session.outbox.get())
                 done, _ = await asyncio.wait({outgoing, reader}, return_when=asyncio.FIRST_COMPLETED)
                 if outgoing in done:
-                    yield outgoing.result()
+                    message = outgoing.result()
+                    if message is None:
+                        break  # the node was forgotten
+                    yield message
                 else:
                     outgoing.cancel()
                     break

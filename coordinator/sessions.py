@@ -36,12 +36,18 @@ class NodeSession:
     """One connected node's stream."""
 
     record: NodeRecord
-    outbox: asyncio.Queue[node_pb2.CoordinatorMessage] = field(default_factory=asyncio.Queue)
+    # Messages for the node; None ends the stream (the node reconnects).
+    outbox: asyncio.Queue[node_pb2.CoordinatorMessage | None] = field(default_factory=asyncio.Queue)
     last_heartbeat: float = field(default_factory=time.monotonic)
     last_seen_wall: float = field(default_factory=time.time)
     heartbeat: node_pb2.Heartbeat = field(default_factory=node_pb2.Heartbeat)
     applied_generation: int = 0
     sent: queue_pb2.Assignment | None = None
+
+    def assignment(self, queues: list[queue_pb2.QueueSpec], generation: int) -> queue_pb2.Assignment:
+        """What the planner gives this node now."""
+        r = self.record
+        return plan(r.labels, r.draining, queues, generation, r.cordoned_queues)
 
     def send_if_changed(self, assignment: queue_pb2.Assignment) -> None:
         if not same_work(assignment, self.sent):
@@ -73,7 +79,14 @@ class Sessions:
     def push(self, queues: list[queue_pb2.QueueSpec], generation: int) -> None:
         """Send every session whose work changed its new full assignment."""
         for session in self._by_id.values():
-            session.send_if_changed(plan(session.record.labels, session.record.draining, queues, generation))
+            session.send_if_changed(session.assignment(queues, generation))
+
+    def forget(self, node_id: str) -> None:
+        """Drop a forgotten node's session and end its stream: if it was only
+        frozen and comes back, it reconnects and registers anew."""
+        session = self._by_id.pop(node_id, None)
+        if session is not None:
+            session.outbox.put_nowait(None)
 
     def state(self, node_id: str) -> admin_pb2.NodeState:
         session = self._by_id.get(node_id)
@@ -84,7 +97,8 @@ class Sessions:
         session = self._by_id.get(record.node_id)
         info = admin_pb2.NodeInfo(
             node_id=record.node_id, hostname=record.hostname, labels=record.labels, version=record.version,
-            tasks=record.tasks, state=self.state(record.node_id), draining=record.draining)
+            tasks=record.tasks, state=self.state(record.node_id), draining=record.draining,
+            cordoned=record.cordoned_queues is not None, cordoned_queues=record.cordoned_queues or [])
         info.registered_at.FromNanoseconds(int(record.registered_at * 1e9))
         last_seen = record.last_seen
         if session is not None:

@@ -25,7 +25,9 @@ from sqlalchemy import Engine, create_engine, delete, event, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from octobot import queue_specs
 from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow
+from octobot.coordinator.planner import runs_on
 from octobot.histogram import Histogram
 from octobot.v1 import admin_pb2, queue_pb2, stats_pb2
 
@@ -44,6 +46,10 @@ class AlreadyExists(Exception):
     pass
 
 
+class FailedPrecondition(Exception):
+    """The request is valid but the system is not in a state to do it (e.g. forget a node that is up)."""
+
+
 @dataclass(slots=True)
 class NodeRecord:
     node_id: str
@@ -54,6 +60,8 @@ class NodeRecord:
     registered_at: float = 0.0
     last_seen: float = 0.0
     draining: bool = False
+    # None when not cordoned; else the queues the node may keep running.
+    cordoned_queues: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -136,7 +144,8 @@ def _queue_values(spec: queue_pb2.QueueSpec) -> dict[str, Any]:
 def _node_record(row: NodeRow) -> NodeRecord:
     return NodeRecord(node_id=row.node_id, hostname=row.hostname, labels=dict(row.labels or {}),
                       version=row.version, tasks=list(row.tasks or []),
-                      registered_at=row.registered_at, last_seen=row.last_seen, draining=row.draining)
+                      registered_at=row.registered_at, last_seen=row.last_seen, draining=row.draining,
+                      cordoned_queues=None if row.cordoned_queues is None else list(row.cordoned_queues))
 
 
 class Store:
@@ -167,9 +176,39 @@ class Store:
         return row.value
 
     @staticmethod
+    def _generation(session: Session) -> int:
+        return session.get_one(CounterRow, "generation").value
+
+    @staticmethod
     def _audit(session: Session, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
         session.add(AuditRow(at=time.time(), actor=actor, action=action, target=target,
                              detail=json.dumps(detail, sort_keys=True, default=str)))
+
+    # Queue changes within a transaction; the caller bumps the generation once.
+
+    def _insert_queue(self, session: Session, spec: queue_pb2.QueueSpec, actor: str) -> QueueRow:
+        now = time.time()
+        row = QueueRow(name=spec.name, created_at=now, updated_at=now, **_queue_values(spec))
+        session.add(row)
+        session.flush()
+        self._audit(session, actor, "queue.create", spec.name, _queue_values(spec))
+        return row
+
+    def _change_queue(self, session: Session, row: QueueRow, changes: dict[str, Any], actor: str) -> None:
+        before = {k: getattr(row, k) for k in changes}
+        for key, value in changes.items():
+            setattr(row, key, value)
+        row.updated_at = time.time()
+        self._audit(session, actor, "queue.update", row.name, {"before": before, "after": changes})
+
+    def _delete_queue(self, session: Session, row: QueueRow, actor: str) -> None:
+        """Delete a queue, and take it off cordoned nodes' lists: a queue created
+        again under its name is a new queue, which a cordoned node does not get."""
+        session.delete(row)
+        for node in session.scalars(select(NodeRow).where(NodeRow.cordoned_queues.is_not(None))):
+            if row.name in (node.cordoned_queues or []):
+                node.cordoned_queues = [n for n in node.cordoned_queues if n != row.name]
+        self._audit(session, actor, "queue.delete", row.name, {})
 
     # -- queues -----------------------------------------------------------
 
@@ -182,17 +221,12 @@ class Store:
 
     def create_queue(self, spec: queue_pb2.QueueSpec, actor: str) -> tuple[queue_pb2.QueueSpec, int]:
         """Insert a queue; return it and the new generation."""
-        now = time.time()
         try:
             with self._tx() as session:
                 if session.get(QueueRow, spec.name) is not None:
                     raise AlreadyExists(f"queue {spec.name!r} already exists")
-                row = QueueRow(name=spec.name, created_at=now, updated_at=now, **_queue_values(spec))
-                session.add(row)
-                session.flush()
-                generation = self._bump_generation(session)
-                self._audit(session, actor, "queue.create", spec.name, _queue_values(spec))
-                return _queue_to_proto(row), generation
+                row = self._insert_queue(session, spec, actor)
+                return _queue_to_proto(row), self._bump_generation(session)
         except IntegrityError:
             # Two creators raced past the check above.
             raise AlreadyExists(f"queue {spec.name!r} already exists") from None
@@ -203,23 +237,45 @@ class Store:
             row = session.get(QueueRow, name, with_for_update=True)
             if row is None:
                 raise NotFound(f"queue {name!r} not found")
-            before = {k: getattr(row, k) for k in changes}
-            for key, value in changes.items():
-                setattr(row, key, value)
-            row.updated_at = time.time()
-            generation = self._bump_generation(session)
-            self._audit(session, actor, "queue.update", name, {"before": before, "after": changes})
-            return _queue_to_proto(row), generation
+            self._change_queue(session, row, changes, actor)
+            return _queue_to_proto(row), self._bump_generation(session)
 
     def delete_queue(self, name: str, actor: str) -> int:
         with self._tx() as session:
             row = session.get(QueueRow, name, with_for_update=True)
             if row is None:
                 raise NotFound(f"queue {name!r} not found")
-            session.delete(row)
-            generation = self._bump_generation(session)
-            self._audit(session, actor, "queue.delete", name, {})
-            return generation
+            self._delete_queue(session, row, actor)
+            return self._bump_generation(session)
+
+    def apply_queues(self, desired: list[queue_pb2.QueueSpec], prune: bool, dry_run: bool,
+                     actor: str) -> tuple[list[admin_pb2.QueueChange], int]:
+        """Make the queues match ``desired`` (validated, complete specs) in one
+        transaction and one generation; return the changes and that generation
+        (0 when nothing changed or on a dry run). Each change is audited as a
+        queue.create, queue.update or queue.delete."""
+        try:
+            with self._tx() as session:
+                # Lock the counter first: concurrent applies then diff one after the other.
+                session.get_one(CounterRow, "generation", with_for_update=True)
+                rows = {r.name: r for r in session.scalars(select(QueueRow).order_by(QueueRow.name).with_for_update())}
+                changes = queue_specs.diff([_queue_to_proto(r) for r in rows.values()], desired, prune)
+                if dry_run or not changes:
+                    return changes, 0
+                for change in changes:
+                    if change.kind == admin_pb2.QUEUE_CHANGE_KIND_CREATE:
+                        change.after.CopyFrom(_queue_to_proto(self._insert_queue(session, change.after, actor)))
+                    elif change.kind == admin_pb2.QUEUE_CHANGE_KIND_UPDATE:
+                        values = _queue_values(change.after)
+                        row = rows[change.name]
+                        self._change_queue(session, row, {f: values[f] for f in change.fields}, actor)
+                        change.after.CopyFrom(_queue_to_proto(row))
+                    else:
+                        self._delete_queue(session, rows[change.name], actor)
+                return changes, self._bump_generation(session)
+        except IntegrityError:
+            # A queue created by someone else between our read and our insert.
+            raise AlreadyExists("a queue being created was created concurrently; apply again") from None
 
     def get_queue(self, name: str) -> queue_pb2.QueueSpec:
         with self._tx() as session:
@@ -234,7 +290,7 @@ class Store:
     # -- nodes ------------------------------------------------------------
 
     def register_node(self, node: NodeRecord) -> NodeRecord:
-        """Insert or refresh a node on Hello; keeps its registration time and drain flag."""
+        """Insert or refresh a node on Hello; keeps its registration time, drain flag and cordon."""
         now = time.time()
         with self._tx() as session:
             row = session.get(NodeRow, node.node_id)
@@ -254,15 +310,50 @@ class Store:
             for row in session.scalars(select(NodeRow).where(NodeRow.node_id.in_(last_seen))):
                 row.last_seen = last_seen[row.node_id]
 
+    @staticmethod
+    def _node_row(session: Session, node_id: str) -> NodeRow:
+        row = session.get(NodeRow, node_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"node {node_id!r} not found")
+        return row
+
     def set_draining(self, node_id: str, draining: bool, actor: str) -> tuple[NodeRecord, int]:
         with self._tx() as session:
-            row = session.get(NodeRow, node_id, with_for_update=True)
-            if row is None:
-                raise NotFound(f"node {node_id!r} not found")
+            row = self._node_row(session, node_id)
             row.draining = draining
             generation = self._bump_generation(session)
             self._audit(session, actor, "node.drain" if draining else "node.undrain", node_id, {})
             return _node_record(row), generation
+
+    def cordon_node(self, node_id: str, actor: str) -> tuple[NodeRecord, int]:
+        """Cordon a node: it keeps the queues the planner gives it now and gets no
+        new ones. Cordoning a cordoned node changes nothing."""
+        with self._tx() as session:
+            row = self._node_row(session, node_id)
+            if row.cordoned_queues is not None:
+                return _node_record(row), self._generation(session)
+            queues = [_queue_to_proto(q) for q in session.scalars(select(QueueRow).order_by(QueueRow.name))]
+            row.cordoned_queues = [q.name for q in queues if runs_on(q, row.labels or {}, row.draining)]
+            self._audit(session, actor, "node.cordon", node_id, {"keeps": row.cordoned_queues})
+            return _node_record(row), self._bump_generation(session)
+
+    def uncordon_node(self, node_id: str, actor: str) -> tuple[NodeRecord, int]:
+        """End a node's cordon and its drain: it gets every queue its labels select."""
+        with self._tx() as session:
+            row = self._node_row(session, node_id)
+            if row.cordoned_queues is None and not row.draining:
+                return _node_record(row), self._generation(session)
+            self._audit(session, actor, "node.uncordon", node_id,
+                        {"was_cordoned": row.cordoned_queues is not None, "was_draining": row.draining})
+            row.cordoned_queues, row.draining = None, False
+            return _node_record(row), self._bump_generation(session)
+
+    def forget_node(self, node_id: str, actor: str) -> None:
+        """Delete a node's record (the caller checks it is down)."""
+        with self._tx() as session:
+            row = self._node_row(session, node_id)
+            self._audit(session, actor, "node.forget", node_id, {"hostname": row.hostname, "labels": row.labels})
+            session.delete(row)
 
     def get_node(self, node_id: str) -> NodeRecord:
         with self._tx() as session:

@@ -1,6 +1,7 @@
 """octoctl: drive an Octobot cluster through the coordinator.
 
     octoctl queue add emails --backend redis --priority 8
+    octoctl apply -f queues.yaml --dry-run
     octoctl enqueue emails emails.send --args '["a@example.com"]'
     octoctl stats
     octoctl top
@@ -20,7 +21,7 @@ from typing import IO, Any, TypeVar
 import click
 import grpc
 
-from octobot import rpc
+from octobot import queue_file, queue_specs, rpc
 from octobot.ctl.output import emit, fields, ms, to_dict
 from octobot.ctl.top import run_top
 from octobot.envelope import BadMessage, Envelope
@@ -185,11 +186,15 @@ def queue_set(cluster: Cluster, name: str, options: tuple[str, ...], output: str
 
 
 @queue.command("list")
-@output_option
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True,
+              help="output format; yaml is the format `octoctl apply -f` reads")
 @pass_cluster
 def queue_list(cluster: Cluster, output: str) -> None:
     """List queues."""
-    queues = cluster.call(cluster.admin.ListQueues, admin_pb2.ListQueuesRequest()).queues
+    queues = list(cluster.call(cluster.admin.ListQueues, admin_pb2.ListQueuesRequest()).queues)
+    if output == "yaml":
+        click.echo(queue_file.dump(queues), nl=False)
+        return
     emit(output, [to_dict(q) for q in queues], QUEUE_COLUMNS, [_queue_row(q) for q in queues])
 
 
@@ -222,11 +227,70 @@ _queue_verb("pause", "PauseQueue", admin_pb2.PauseQueueRequest, "paused",
 _queue_verb("resume", "ResumeQueue", admin_pb2.ResumeQueueRequest, "resumed", "Resume fetching from a paused queue.")
 
 
+# -- declarative state ------------------------------------------------------
+
+def _value(spec: queue_pb2.QueueSpec, field: str) -> str:
+    """A setting as the diff shows it."""
+    value = queue_specs.field_value(spec, field)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={v}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value != "" else '""'
+
+
+def _change_line(change: admin_pb2.QueueChange) -> str:
+    """One line of the diff: + create, ~ update (each field before -> after), - delete."""
+    if change.kind == admin_pb2.QUEUE_CHANGE_KIND_CREATE:
+        after = change.after
+        defaults = queue_specs.with_defaults(queue_pb2.QueueSpec(backend=after.backend))
+        settings = [f"{f} {_value(after, f)}" for f in queue_specs.UPDATABLE
+                    if f not in ("backend", "url") and queue_specs.field_value(after, f) != queue_specs.field_value(defaults, f)]
+        return f"+ create {change.name}: {after.backend} {after.url}" + "".join(f", {s}" for s in settings)
+    if change.kind == admin_pb2.QUEUE_CHANGE_KIND_UPDATE:
+        fields = ", ".join(f"{f} {_value(change.before, f)} -> {_value(change.after, f)}" for f in change.fields)
+        return f"~ update {change.name}: {fields}"
+    return f"- delete {change.name}"
+
+
+APPLY_COUNTS = [(admin_pb2.QUEUE_CHANGE_KIND_CREATE, "created", "to create"),
+                (admin_pb2.QUEUE_CHANGE_KIND_UPDATE, "updated", "to update"),
+                (admin_pb2.QUEUE_CHANGE_KIND_DELETE, "deleted", "to delete")]
+
+
+@cli.command()
+@click.option("-f", "--file", "file", type=click.File("r"), required=True,
+              help="YAML file of queues, as `queue list -o yaml` writes it ('-' for stdin)")
+@click.option("--prune", is_flag=True, help="delete queues the file does not declare")
+@click.option("--dry-run", is_flag=True, help="print the changes without making them")
+@pass_cluster
+def apply(cluster: Cluster, file: IO[str], prune: bool, dry_run: bool) -> None:
+    """Make the cluster's queues match a file: create, update and (--prune) delete,
+    in one change. A setting the file leaves out takes its default."""
+    try:
+        queues = queue_file.load(file)
+    except queue_file.FileError as exc:
+        raise Refused(str(exc)) from None
+    resp = cluster.call(cluster.admin.ApplyQueues,
+                        admin_pb2.ApplyQueuesRequest(queues=queues, prune=prune, dry_run=dry_run))
+    for change in resp.changes:
+        click.echo(_change_line(change))
+    if not resp.changes:
+        click.echo(f"no changes: the cluster already matches the {len(queues)} queues")
+        return
+    summary = ", ".join(f"{sum(c.kind == kind for c in resp.changes)} {verb if dry_run else done}"
+                        for kind, done, verb in APPLY_COUNTS)
+    click.echo(f"dry run, nothing changed: {summary}" if dry_run else
+               f"applied: {summary} (generation {resp.generation})")
+
+
 # -- nodes ------------------------------------------------------------------
 
 @cli.group()
 def node() -> None:
-    """Inspect and drain worker nodes."""
+    """Inspect, drain, cordon and forget worker nodes."""
 
 
 NODE_COLUMNS = ["NODE", "STATE", "LABELS", "QUEUES", "IN-FLIGHT", "GENERATION", "LAST SEEN"]
@@ -234,7 +298,9 @@ NODE_COLUMNS = ["NODE", "STATE", "LABELS", "QUEUES", "IN-FLIGHT", "GENERATION", 
 
 def _node_row(n: admin_pb2.NodeInfo) -> list[Any]:
     labels = ",".join(f"{k}={v}" for k, v in sorted(n.labels.items()))
-    state = STATES.get(n.state, "?") + (" (drained)" if n.drained else " (draining)" if n.draining else "")
+    flags = [f for f, on in (("cordoned", n.cordoned), ("drained", n.drained),
+                             ("draining", n.draining and not n.drained)) if on]
+    state = STATES.get(n.state, "?") + (f" ({', '.join(flags)})" if flags else "")
     return [n.node_id, state, labels, ",".join(q.queue for q in n.queues), sum(q.in_flight for q in n.queues),
             n.applied_generation, n.last_seen.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")]
 
@@ -261,13 +327,25 @@ def node_show(cluster: Cluster, node_id: str, output: str) -> None:
     fields(output, data)
 
 
-@node.command("drain")
-@click.argument("node_id")
-@pass_cluster
-def node_drain(cluster: Cluster, node_id: str) -> None:
-    """Stop fetching on a node; running tasks finish."""
-    cluster.call(cluster.admin.DrainNode, admin_pb2.DrainNodeRequest(node_id=node_id))
-    click.echo(f"node {node_id} draining")
+def _node_verb(verb: str, rpc_name: str, request_type: Any, done: Callable[[Any], str], help_text: str) -> None:
+    """A `node VERB NODE_ID` command: one RPC, one line saying what it did."""
+    @node.command(verb, help=help_text)
+    @click.argument("node_id")
+    @pass_cluster
+    def command(cluster: Cluster, node_id: str) -> None:
+        response = cluster.call(getattr(cluster.admin, rpc_name), request_type(node_id=node_id))
+        click.echo(f"node {node_id} {done(response)}")
+
+
+_node_verb("drain", "DrainNode", admin_pb2.DrainNodeRequest, lambda _: "draining",
+           "Stop fetching on a node; running tasks finish.")
+_node_verb("cordon", "CordonNode", admin_pb2.CordonNodeRequest,
+           lambda r: f"cordoned; it keeps {', '.join(r.node.cordoned_queues) or 'no queues'}",
+           "Place no new queues on a node; it keeps running the ones it has.")
+_node_verb("uncordon", "UncordonNode", admin_pb2.UncordonNodeRequest, lambda _: "uncordoned",
+           "Place queues on a node again (ends a cordon and a drain).")
+_node_verb("forget", "ForgetNode", admin_pb2.ForgetNodeRequest, lambda _: "forgotten",
+           "Remove a down node's record (refused while it is up).")
 
 
 # -- messages ---------------------------------------------------------------

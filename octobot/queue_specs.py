@@ -1,4 +1,5 @@
-"""Defaults and validation of queue specs, shared by create and update."""
+"""Defaults and validation of queue specs, shared by create, update and apply,
+and the diff that apply makes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from octobot import backends
 from octobot.envelope import DEFAULT_MAX_BYTES
 from octobot.selector import Selector
-from octobot.v1 import queue_pb2
+from octobot.v1 import admin_pb2, queue_pb2
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 DEFAULTS: dict[str, Any] = {"priority": 5, "concurrency": 4, "max_retries": 3, "retry_backoff": 1.0,
@@ -92,3 +93,49 @@ def merge_update(current: queue_pb2.QueueSpec, new: queue_pb2.QueueSpec, paths: 
     if "url" not in changes and merged.url != current.url:
         changes["url"] = merged.url
     return merged, changes
+
+
+def validate_all(specs: list[queue_pb2.QueueSpec]) -> list[queue_pb2.QueueSpec]:
+    """Defaults and validation for a declared set of queues; errors name the queue."""
+    out = []
+    for spec in specs:
+        try:
+            out.append(validate(with_defaults(spec)))
+        except SpecError as exc:
+            raise SpecError(exc.field, f"queue {spec.name!r}: {exc}") from None
+    names = [q.name for q in out]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise ValueError(f"queue {duplicate!r} is declared twice")
+    return out
+
+
+def field_value(spec: queue_pb2.QueueSpec, name: str) -> Any:
+    """A QueueSpec field as a plain value (options as a dict)."""
+    return dict(spec.options) if name == "options" else getattr(spec, name)
+
+
+def changed_fields(current: queue_pb2.QueueSpec, desired: queue_pb2.QueueSpec) -> list[str]:
+    """The updatable fields whose values differ."""
+    return [f for f in UPDATABLE if field_value(current, f) != field_value(desired, f)]
+
+
+def diff(current: list[queue_pb2.QueueSpec], desired: list[queue_pb2.QueueSpec],
+         prune: bool) -> list[admin_pb2.QueueChange]:
+    """The changes that turn the ``current`` queues into the ``desired`` ones (both
+    complete, validated specs): creates and updates in the order declared, then,
+    with ``prune``, deletes of the undeclared queues by name."""
+    have = {q.name: q for q in current}
+    changes = []
+    for spec in desired:
+        old = have.get(spec.name)
+        if old is None:
+            changes.append(admin_pb2.QueueChange(kind=admin_pb2.QUEUE_CHANGE_KIND_CREATE, name=spec.name, after=spec))
+        elif fields := changed_fields(old, spec):
+            changes.append(admin_pb2.QueueChange(kind=admin_pb2.QUEUE_CHANGE_KIND_UPDATE, name=spec.name,
+                                                 fields=fields, before=old, after=spec))
+    if prune:
+        declared = {q.name for q in desired}
+        changes += [admin_pb2.QueueChange(kind=admin_pb2.QUEUE_CHANGE_KIND_DELETE, name=q.name, before=q)
+                    for q in sorted(current, key=lambda q: q.name) if q.name not in declared]
+    return changes

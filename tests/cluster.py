@@ -104,9 +104,9 @@ class Node(Process):
         return file.read_text().strip()
 
 
-def octoctl(target: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def octoctl(target: str, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([sys.executable, "-m", "octobot.ctl.main", "--coordinator", target, *args],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, input=input)
     if check and result.returncode != 0:
         raise AssertionError(f"octoctl {' '.join(args)} exited {result.returncode}: {result.stderr}")
     return result

@@ -251,3 +251,38 @@ def test_reflection_lists_services(channel: grpc.Channel) -> None:
     described = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(
         file_containing_symbol="octobot.v1.AdminService")]), timeout=10))
     assert described[0].file_descriptor_response.file_descriptor_proto
+
+
+def test_node_and_apply_statuses(channel: grpc.Channel) -> None:
+    admin = admin_pb2_grpc.AdminServiceStub(channel)
+    for call, request in [(admin.CordonNode, admin_pb2.CordonNodeRequest(node_id="ghost")),
+                          (admin.UncordonNode, admin_pb2.UncordonNodeRequest(node_id="ghost")),
+                          (admin.ForgetNode, admin_pb2.ForgetNodeRequest(node_id="ghost"))]:
+        assert code_of(call, request) == grpc.StatusCode.NOT_FOUND
+    apply = admin.ApplyQueues
+    assert code_of(apply, admin_pb2.ApplyQueuesRequest(queues=[queue_pb2.QueueSpec(
+        name="q", backend="redis", priority=11)])) == grpc.StatusCode.INVALID_ARGUMENT
+    twice = [queue_pb2.QueueSpec(name="q", backend="redis")] * 2
+    assert code_of(apply, admin_pb2.ApplyQueuesRequest(queues=twice)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(admin.ListQueues(admin_pb2.ListQueuesRequest(), timeout=10).queues) == []
+
+
+@pytest.mark.parametrize("body, error", [
+    ("queues:\n  - {name: a, backend: redis}\n  - {name: b, backend: redis, priority: 11}\n",
+     "error: queues.yaml: queues[1].priority: priority must be between 1 and 10, got 11"),
+    ("queues:\n  - {name: a, backend: redis, colour: red}\n", "error: queues.yaml: queues[0].colour: unknown key"),
+    ("queues: [\n", "error: queues.yaml: not valid YAML at line 2"),
+])
+def test_apply_refuses_a_bad_file_in_one_line(coord: Coordinator, tmp_path: Path, body: str, error: str) -> None:
+    path = tmp_path / "queues.yaml"
+    path.write_text(body)
+    result = octoctl(coord.target, "apply", "-f", str(path), check=False)
+    assert result.returncode == 1
+    assert one_error_line(result).startswith(error)
+    assert octoctl_json(coord.target, "queue", "list") == []
+
+
+def test_apply_usage_errors_exit_2(coord: Coordinator, tmp_path: Path) -> None:
+    assert octoctl(coord.target, "apply", check=False).returncode == 2
+    missing = octoctl(coord.target, "apply", "-f", str(tmp_path / "nope.yaml"), check=False)
+    assert missing.returncode == 2 and "nope.yaml" in one_error_line(missing)

@@ -10,7 +10,7 @@ import pytest
 from octobot import queue_specs
 from octobot.coordinator import planner
 from octobot.envelope import DEFAULT_MAX_BYTES
-from octobot.v1 import queue_pb2
+from octobot.v1 import admin_pb2, queue_pb2
 
 REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 
@@ -241,3 +241,38 @@ def test_same_work_sees_drain_and_queue_set_changes() -> None:
     assert not planner.same_work(a, planner.plan({"dc": "us-east"}, True, queues(), 1))
     assert not planner.same_work(a, planner.plan({"dc": "us-east"}, False, queues()[:2], 1))
     assert not planner.same_work(a, planner.plan({"dc": "eu-west"}, False, queues(), 1))
+
+
+def test_cordoned_node_keeps_only_its_queues() -> None:
+    a = planner.plan({"dc": "us-east"}, False, queues(), 4, cordoned=["east", "west", "gone"])
+    assert [q.name for q in a.queues] == ["east"], "still only what its labels select"
+    assert a.drain is False
+    assert [q.name for q in planner.plan({"dc": "us-east"}, False, queues(), 4, cordoned=[]).queues] == []
+    assert planner.runs_on(queues()[1], {"dc": "us-east"}, False, cordoned=None)
+    assert not planner.runs_on(queues()[0], {"dc": "us-east"}, False, cordoned=["east"])
+    assert not planner.runs_on(queues()[1], {"dc": "us-east"}, True, cordoned=["east"])
+
+
+# -- apply's diff -------------------------------------------------------------------
+
+def test_diff_creates_updates_and_prunes() -> None:
+    current = [full("a"), full("b", priority=2), full("c")]
+    desired = [full("new"), full("b", priority=9, options={"k": "v"}), full("a")]
+    changes = queue_specs.diff(current, desired, prune=False)
+    assert [(c.kind, c.name, list(c.fields)) for c in changes] == [
+        (admin_pb2.QUEUE_CHANGE_KIND_CREATE, "new", []),
+        (admin_pb2.QUEUE_CHANGE_KIND_UPDATE, "b", ["priority", "options"])]
+    assert changes[1].before.priority == 2 and changes[1].after.priority == 9
+    assert not changes[0].HasField("before") and changes[0].after == desired[0]
+    pruned = queue_specs.diff(current, desired, prune=True)
+    assert [(c.kind, c.name) for c in pruned[2:]] == [(admin_pb2.QUEUE_CHANGE_KIND_DELETE, "c")]
+    assert queue_specs.diff(current, current, prune=True) == []
+
+
+def test_validate_all_names_the_queue_and_refuses_duplicates() -> None:
+    out = queue_specs.validate_all([queue_pb2.QueueSpec(name="a", backend="redis")])
+    assert out == [full("a")]
+    with pytest.raises(queue_specs.SpecError, match="queue 'b': priority must be between 1 and 10"):
+        queue_specs.validate_all([queue_pb2.QueueSpec(name="b", backend="redis", priority=11)])
+    with pytest.raises(ValueError, match="queue 'a' is declared twice"):
+        queue_specs.validate_all([full("a"), full("a", priority=2)])

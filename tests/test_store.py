@@ -217,6 +217,112 @@ def test_touch_nodes(store: Store) -> None:
     assert [n.node_id for n in store.list_nodes()] == ["n1", "n2"], "unknown ids are not created"
 
 
+def test_cordon_keeps_the_queues_the_node_runs(store: Store) -> None:
+    store.create_queue(spec("east"), actor="t")
+    store.create_queue(spec("west", selector="dc=eu-west"), actor="t")
+    store.register_node(node("n1"))
+    rec, generation = store.cordon_node("n1", actor="ops")
+    assert rec.cordoned_queues == ["east"] and generation == 3
+    # Cordoning again changes nothing: a later queue does not join the list.
+    store.create_queue(spec("later"), actor="t")
+    again, generation = store.cordon_node("n1", actor="ops")
+    assert again.cordoned_queues == ["east"] and generation == 4
+    # A restarted node keeps its cordon.
+    assert store.register_node(node("n1")).cordoned_queues == ["east"]
+    assert store.get_node("n1").cordoned_queues == ["east"]
+    assert audit(store)[-2][1:] == ("node.cordon", "n1", {"keeps": ["east"]})
+    with pytest.raises(NotFound):
+        store.cordon_node("ghost", actor="t")
+
+
+def test_a_deleted_queue_leaves_cordoned_nodes(store: Store) -> None:
+    store.create_queue(spec("east"), actor="t")
+    store.register_node(node("n1"))
+    store.register_node(node("n2"))
+    store.cordon_node("n1", actor="t")
+    store.delete_queue("east", actor="t")
+    # Created again, it is a new queue: the cordoned node does not get it back.
+    store.create_queue(spec("east"), actor="t")
+    assert store.get_node("n1").cordoned_queues == []
+    assert store.get_node("n2").cordoned_queues is None
+
+
+def test_uncordon_ends_cordon_and_drain(store: Store) -> None:
+    store.register_node(node("n1"))
+    store.set_draining("n1", True, actor="t")
+    store.cordon_node("n1", actor="t")
+    assert store.get_node("n1").cordoned_queues == [], "a draining node runs nothing"
+    rec, generation = store.uncordon_node("n1", actor="ops")
+    assert (rec.cordoned_queues, rec.draining, generation) == (None, False, 3)
+    assert audit(store)[-1][1:] == ("node.uncordon", "n1", {"was_cordoned": True, "was_draining": True})
+    # Nothing to undo: no change, no audit entry.
+    assert store.uncordon_node("n1", actor="ops")[1] == 3
+    assert len(audit(store)) == 3
+    with pytest.raises(NotFound):
+        store.uncordon_node("ghost", actor="t")
+
+
+def test_forget_node(store: Store) -> None:
+    store.register_node(node("n1"))
+    store.register_node(node("n2"))
+    store.forget_node("n1", actor="ops")
+    assert [n.node_id for n in store.list_nodes()] == ["n2"]
+    assert audit(store)[-1][1:] == ("node.forget", "n1", {"hostname": "host-1", "labels": {"dc": "us-east"}})
+    assert generation_of(store) == 0
+    with pytest.raises(NotFound):
+        store.forget_node("n1", actor="ops")
+    # It registers anew, cordon and drain gone.
+    assert store.register_node(node("n1")).cordoned_queues is None
+
+
+# -- apply ----------------------------------------------------------------------
+
+def kinds(changes: list) -> list[tuple[str, str, list[str]]]:
+    from octobot.v1 import admin_pb2
+
+    return [(admin_pb2.QueueChangeKind.Name(c.kind).rsplit("_", 1)[1].lower(), c.name, list(c.fields))
+            for c in changes]
+
+
+def test_apply_creates_updates_and_prunes_in_one_generation(store: Store) -> None:
+    store.create_queue(spec("keep"), actor="t")
+    store.create_queue(spec("old"), actor="t")
+    store.register_node(node("n1"))
+    store.cordon_node("n1", actor="t")
+    desired = [spec("new", priority=9), spec("keep", concurrency=16, options={"a": "2"})]
+
+    changes, generation = store.apply_queues(desired, prune=False, dry_run=True, actor="ops")
+    assert kinds(changes) == [("create", "new", []), ("update", "keep", ["concurrency", "options"])]
+    assert generation == 0 and generation_of(store) == 3 and len(store.list_queues()) == 2
+
+    changes, generation = store.apply_queues(desired, prune=True, dry_run=False, actor="ops")
+    assert kinds(changes) == [("create", "new", []), ("update", "keep", ["concurrency", "options"]),
+                              ("delete", "old", [])]
+    assert generation == 4 == generation_of(store), "one change, one generation"
+    assert changes[1].before.concurrency == 4 and changes[1].after.concurrency == 16
+    assert changes[0].after.created_at.ToNanoseconds() > 0, "after is the stored queue"
+    assert [(q.name, q.concurrency) for q in store.list_queues()] == [("keep", 16), ("new", 4)]
+    assert [a[1:3] for a in audit(store)[-3:]] == [("queue.create", "new"), ("queue.update", "keep"),
+                                                   ("queue.delete", "old")]
+    assert audit(store)[-2][3] == {"before": {"concurrency": 4, "options": {"a": "1"}},
+                                   "after": {"concurrency": 16, "options": {"a": "2"}}}
+    assert store.get_node("n1").cordoned_queues == ["keep"], "a pruned queue leaves cordoned nodes"
+
+    # The same declaration again changes nothing.
+    assert store.apply_queues(desired, prune=True, dry_run=False, actor="ops") == ([], 0)
+    assert generation_of(store) == 4
+
+
+def test_apply_without_prune_keeps_undeclared_queues(store: Store) -> None:
+    store.create_queue(spec("other"), actor="t")
+    changes, _ = store.apply_queues([spec("mine")], prune=False, dry_run=False, actor="ops")
+    assert kinds(changes) == [("create", "mine", [])]
+    assert [q.name for q in store.list_queues()] == ["mine", "other"]
+    changes, _ = store.apply_queues([], prune=True, dry_run=False, actor="ops")
+    assert kinds(changes) == [("delete", "mine", []), ("delete", "other", [])]
+    assert store.list_queues() == []
+
+
 # -- restart and schema -------------------------------------------------------
 
 def test_reopen_keeps_everything(store_url: str) -> None:
@@ -241,7 +347,7 @@ def test_reopen_keeps_everything(store_url: str) -> None:
         with pytest.raises(AlreadyExists):
             second.create_queue(spec("a"), actor="t")
         with second.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0003"]
     finally:
         second.close()
 

@@ -18,13 +18,24 @@ class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_STATE_UP: _ClassVar[NodeState]
     NODE_STATE_SUSPECT: _ClassVar[NodeState]
     NODE_STATE_DOWN: _ClassVar[NodeState]
+
+class QueueChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUEUE_CHANGE_KIND_UNSPECIFIED: _ClassVar[QueueChangeKind]
+    QUEUE_CHANGE_KIND_CREATE: _ClassVar[QueueChangeKind]
+    QUEUE_CHANGE_KIND_UPDATE: _ClassVar[QueueChangeKind]
+    QUEUE_CHANGE_KIND_DELETE: _ClassVar[QueueChangeKind]
 NODE_STATE_UNSPECIFIED: NodeState
 NODE_STATE_UP: NodeState
 NODE_STATE_SUSPECT: NodeState
 NODE_STATE_DOWN: NodeState
+QUEUE_CHANGE_KIND_UNSPECIFIED: QueueChangeKind
+QUEUE_CHANGE_KIND_CREATE: QueueChangeKind
+QUEUE_CHANGE_KIND_UPDATE: QueueChangeKind
+QUEUE_CHANGE_KIND_DELETE: QueueChangeKind
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "hostname", "labels", "version", "tasks", "state", "last_seen", "assigned_generation", "applied_generation", "draining", "drained", "queues", "registered_at")
+    __slots__ = ("node_id", "hostname", "labels", "version", "tasks", "state", "last_seen", "assigned_generation", "applied_generation", "draining", "drained", "queues", "registered_at", "cordoned", "cordoned_queues")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +56,8 @@ class NodeInfo(_message.Message):
     DRAINED_FIELD_NUMBER: _ClassVar[int]
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    CORDONED_FIELD_NUMBER: _ClassVar[int]
+    CORDONED_QUEUES_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     hostname: str
     labels: _containers.ScalarMap[str, str]
@@ -58,7 +71,9 @@ class NodeInfo(_message.Message):
     drained: bool
     queues: _containers.RepeatedCompositeFieldContainer[_node_pb2.QueueStatus]
     registered_at: _timestamp_pb2.Timestamp
-    def __init__(self, node_id: _Optional[str] = ..., hostname: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[NodeState, str]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_generation: _Optional[int] = ..., applied_generation: _Optional[int] = ..., draining: _Optional[bool] = ..., drained: _Optional[bool] = ..., queues: _Optional[_Iterable[_Union[_node_pb2.QueueStatus, _Mapping]]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cordoned: bool
+    cordoned_queues: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node_id: _Optional[str] = ..., hostname: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[NodeState, str]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_generation: _Optional[int] = ..., applied_generation: _Optional[int] = ..., draining: _Optional[bool] = ..., drained: _Optional[bool] = ..., queues: _Optional[_Iterable[_Union[_node_pb2.QueueStatus, _Mapping]]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cordoned: _Optional[bool] = ..., cordoned_queues: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateQueueRequest(_message.Message):
     __slots__ = ("queue",)
@@ -132,6 +147,38 @@ class ListQueuesResponse(_message.Message):
     queues: _containers.RepeatedCompositeFieldContainer[_queue_pb2.QueueSpec]
     def __init__(self, queues: _Optional[_Iterable[_Union[_queue_pb2.QueueSpec, _Mapping]]] = ...) -> None: ...
 
+class ApplyQueuesRequest(_message.Message):
+    __slots__ = ("queues", "prune", "dry_run")
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[_queue_pb2.QueueSpec]
+    prune: bool
+    dry_run: bool
+    def __init__(self, queues: _Optional[_Iterable[_Union[_queue_pb2.QueueSpec, _Mapping]]] = ..., prune: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class ApplyQueuesResponse(_message.Message):
+    __slots__ = ("changes", "generation")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[QueueChange]
+    generation: int
+    def __init__(self, changes: _Optional[_Iterable[_Union[QueueChange, _Mapping]]] = ..., generation: _Optional[int] = ...) -> None: ...
+
+class QueueChange(_message.Message):
+    __slots__ = ("kind", "name", "fields", "before", "after")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    kind: QueueChangeKind
+    name: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    before: _queue_pb2.QueueSpec
+    after: _queue_pb2.QueueSpec
+    def __init__(self, kind: _Optional[_Union[QueueChangeKind, str]] = ..., name: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., before: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., after: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ...) -> None: ...
+
 class PauseQueueRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +236,40 @@ class DrainNodeResponse(_message.Message):
     NODE_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
     def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ...) -> None: ...
+
+class CordonNodeRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class CordonNodeResponse(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: NodeInfo
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ...) -> None: ...
+
+class UncordonNodeRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class UncordonNodeResponse(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: NodeInfo
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ...) -> None: ...
+
+class ForgetNodeRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class ForgetNodeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class EnqueueRequest(_message.Message):
     __slots__ = ("queue", "messages")

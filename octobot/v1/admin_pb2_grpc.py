@@ -71,6 +71,11 @@ class AdminServiceStub:
                 request_serializer=octobot_dot_v1_dot_admin__pb2.ResumeQueueRequest.SerializeToString,
                 response_deserializer=octobot_dot_v1_dot_admin__pb2.ResumeQueueResponse.FromString,
                 _registered_method=True)
+        self.ApplyQueues = channel.unary_unary(
+                '/octobot.v1.AdminService/ApplyQueues',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.ApplyQueuesRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.ApplyQueuesResponse.FromString,
+                _registered_method=True)
         self.ListNodes = channel.unary_unary(
                 '/octobot.v1.AdminService/ListNodes',
                 request_serializer=octobot_dot_v1_dot_admin__pb2.ListNodesRequest.SerializeToString,
@@ -85,6 +90,21 @@ class AdminServiceStub:
                 '/octobot.v1.AdminService/DrainNode',
                 request_serializer=octobot_dot_v1_dot_admin__pb2.DrainNodeRequest.SerializeToString,
                 response_deserializer=octobot_dot_v1_dot_admin__pb2.DrainNodeResponse.FromString,
+                _registered_method=True)
+        self.CordonNode = channel.unary_unary(
+                '/octobot.v1.AdminService/CordonNode',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.CordonNodeRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.CordonNodeResponse.FromString,
+                _registered_method=True)
+        self.UncordonNode = channel.unary_unary(
+                '/octobot.v1.AdminService/UncordonNode',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.UncordonNodeRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.UncordonNodeResponse.FromString,
+                _registered_method=True)
+        self.ForgetNode = channel.unary_unary(
+                '/octobot.v1.AdminService/ForgetNode',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.ForgetNodeRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.ForgetNodeResponse.FromString,
                 _registered_method=True)
         self.Enqueue = channel.unary_unary(
                 '/octobot.v1.AdminService/Enqueue',
@@ -160,6 +180,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyQueues(self, request, context):
+        """Make the queues match a declared set in one change (one generation):
+        create the missing ones, update those that differ and, with prune, delete
+        the undeclared. With dry_run, only report what would change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListNodes(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -174,6 +203,30 @@ class AdminServiceServicer:
 
     def DrainNode(self, request, context):
         """Stop fetching on the node; it finishes in-flight work and reports drained.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CordonNode(self, request, context):
+        """Place no new queues on the node: it keeps running the queues it has, and
+        their updates still reach it. Kept in the store across coordinator restarts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UncordonNode(self, request, context):
+        """Let the planner place queues on the node again; also ends a drain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForgetNode(self, request, context):
+        """Remove a node's record. FAILED_PRECONDITION while the node is up or
+        suspect (drain and stop it first); a forgotten node that comes back
+        registers anew.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -252,6 +305,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=octobot_dot_v1_dot_admin__pb2.ResumeQueueRequest.FromString,
                     response_serializer=octobot_dot_v1_dot_admin__pb2.ResumeQueueResponse.SerializeToString,
             ),
+            'ApplyQueues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyQueues,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.ApplyQueuesRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.ApplyQueuesResponse.SerializeToString,
+            ),
             'ListNodes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNodes,
                     request_deserializer=octobot_dot_v1_dot_admin__pb2.ListNodesRequest.FromString,
@@ -266,6 +324,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.DrainNode,
                     request_deserializer=octobot_dot_v1_dot_admin__pb2.DrainNodeRequest.FromString,
                     response_serializer=octobot_dot_v1_dot_admin__pb2.DrainNodeResponse.SerializeToString,
+            ),
+            'CordonNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.CordonNode,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.CordonNodeRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.CordonNodeResponse.SerializeToString,
+            ),
+            'UncordonNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.UncordonNode,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.UncordonNodeRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.UncordonNodeResponse.SerializeToString,
+            ),
+            'ForgetNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetNode,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.ForgetNodeRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.ForgetNodeResponse.SerializeToString,
             ),
             'Enqueue': grpc.unary_unary_rpc_method_handler(
                     servicer.Enqueue,
@@ -495,6 +568,33 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
+    def ApplyQueues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/ApplyQueues',
+            octobot_dot_v1_dot_admin__pb2.ApplyQueuesRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.ApplyQueuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListNodes(request,
             target,
             options=(),
@@ -565,6 +665,87 @@ class AdminService:
             '/octobot.v1.AdminService/DrainNode',
             octobot_dot_v1_dot_admin__pb2.DrainNodeRequest.SerializeToString,
             octobot_dot_v1_dot_admin__pb2.DrainNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CordonNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/CordonNode',
+            octobot_dot_v1_dot_admin__pb2.CordonNodeRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.CordonNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UncordonNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/UncordonNode',
+            octobot_dot_v1_dot_admin__pb2.UncordonNodeRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.UncordonNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/ForgetNode',
+            octobot_dot_v1_dot_admin__pb2.ForgetNodeRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.ForgetNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,
