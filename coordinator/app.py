@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from octobot.coordinator.sessions import Liveness, Sessions
-from octobot.coordinator.stats import ClusterStats
+from octobot.coordinator.stats import GRACE, ClusterStats
 from octobot.coordinator.store import Store
 
 log = logging.getLogger("octobot.coordinator")
@@ -56,7 +56,9 @@ class Coordinator:
 
     async def flush_stats(self, final: bool = False) -> None:
         """Write the stats rollups the store lacks; on the way out, the open seconds too."""
-        deltas, until = self.stats.take_deltas(int(time.time()) + 1 if final else None)
+        if final:
+            await self.stats.tick(time.time() + GRACE + 1)
+        deltas, until = await self.stats.take_deltas()
         try:
             await self.db(self.store.merge_stats_minutes, deltas)
         except Exception as exc:  # the store may be briefly unreachable: keep them for the next flush

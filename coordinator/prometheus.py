@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from octobot.coordinator.app import Coordinator
-from octobot.coordinator.stats import NODE
+from octobot.coordinator.stats import PROMETHEUS_DIM
 from octobot.coordinator.stats_bucket import COUNTS
 from octobot.histogram import Histogram
 from octobot.v1 import admin_pb2
@@ -27,7 +27,7 @@ BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
 KINDS = (("run", "octobot_task_run_seconds", "Task run time (start to end)"),
          ("wait", "octobot_task_wait_seconds", "Time from enqueue to task start"),
          ("e2e", "octobot_task_end_to_end_seconds", "Time from enqueue to task end"))
-DC = "dc"
+DC = PROMETHEUS_DIM
 
 
 def cumulative_buckets(h: Histogram) -> list[int]:
@@ -69,12 +69,10 @@ async def take_scrape(app: Coordinator) -> Scrape:
                              app.sessions.state(r.node_id) == admin_pb2.NODE_STATE_UP,
                              session.applied_generation if session else 0))
     scrape.totals = {key: list(counts) for key, counts in stats.totals.items()}
-    scrape.gauges = {(q, v, ""): (g.in_flight, g.busy_slots, g.backlog)
-                     for (q, dim, v), g in stats.gauge_totals.items() if dim == NODE and q}
-    for (q, dim, v), g in stats.gauge_totals.items():
-        if q and not dim:
-            scrape.gauges[(q, "", "")] = (g.in_flight, g.busy_slots, g.backlog)
-    for (q, v), b in stats.since_start(DC).items():
+    scrape.gauges = {(q, n, ""): (f, b, -1) for q, n, f, b in stats.gauges.per_node()}
+    for q, _ in stats.series_keys(""):
+        scrape.gauges[(q, "", "")] = (0, 0, stats.gauges_now(q, "", "").backlog)
+    for (q, v), b in stats.cumulative.items():
         scrape.latency[(q, v)] = {kind: (cumulative_buckets(getattr(b, kind)), getattr(b, kind).sum)
                                   for kind, _, _ in KINDS}
     return scrape

@@ -15,21 +15,21 @@ import asyncio
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from octobot.coordinator.stats_bucket import COUNTS, Bucket
+from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
+from octobot.coordinator.stats_gauges import NODE, Dims, GaugeTotal, Gauges
 from octobot.coordinator.stats_series import RETENTION, NodeSeries, Series
 from octobot.coordinator.store import StatsMinute
 from octobot.v1 import node_pb2, stats_pb2
 
 # Seconds a sample may take to arrive before its second closes.
 GRACE = 3
-# A node's gauges count only while fresh; a silent node holds nothing in flight.
-GAUGE_TTL = 5.0
-# The dimension of per-node series (a node label called "node" is ignored).
-NODE = "node"
-# Series handled between yields to the event loop, so queries never wait long.
-CHUNK = 2000
+# Background work yields to the event loop after this many seconds of CPU, so
+# queries and node streams never wait long (yielding per item would make
+# the work itself crawl on a busy loop).
+SLICE = 0.005
+# The label Prometheus histograms are broken down by.
+PROMETHEUS_DIM = "dc"
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -48,23 +48,6 @@ def parse_duration(text: str, what: str = "window") -> int:
     return int(seconds)
 
 
-@dataclass(slots=True)
-class Gauge:
-    in_flight: int
-    busy_slots: int
-    backlog: int
-    second: int  # report time, so a replayed old report never overwrites a newer one
-    arrived: float
-
-
-@dataclass(slots=True)
-class GaugeTotal:
-    in_flight: int = 0
-    busy_slots: int = 0
-    backlog: int = -1
-    nodes: int = 0
-
-
 def to_stored(queue: str, dim: str, value: str, minute: int, b: Bucket) -> StatsMinute:
     return StatsMinute(queue=queue, dim=dim, value=value, minute=minute, backlog=b.backlog, **b.counts(),
                        run_time=b.run.to_proto().SerializeToString(),
@@ -72,13 +55,26 @@ def to_stored(queue: str, dim: str, value: str, minute: int, b: Bucket) -> Stats
                        end_to_end=b.e2e.to_proto().SerializeToString())
 
 
-def from_stored(row: StatsMinute, into: Bucket) -> None:
-    into.add_sample(stats_pb2.QueueSample(
+def from_stored(row: StatsMinute) -> bytes:
+    """A rollup as a compact bucket."""
+    return stats_pb2.QueueSample(
         succeeded=row.succeeded, failed=row.failed, retried=row.retried, dead_lettered=row.dead_lettered,
         rejected=row.rejected, backlog=row.backlog,
         run_time=stats_pb2.Histogram.FromString(row.run_time),
         wait_time=stats_pb2.Histogram.FromString(row.wait_time),
-        end_to_end=stats_pb2.Histogram.FromString(row.end_to_end)))
+        end_to_end=stats_pb2.Histogram.FromString(row.end_to_end)).SerializeToString()
+
+
+class Pacer:
+    """Await it between items of background work: it yields once SLICE has passed."""
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    async def __call__(self) -> None:
+        if time.perf_counter() - self._since >= SLICE:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()
 
 
 class ClusterStats:
@@ -94,14 +90,15 @@ class ClusterStats:
         # dim ("" for queue totals, or a label key) -> (queue, label value) -> series
         self._dims: dict[str, dict[Key, Series]] = {"": {}}
         self._nodes: dict[Key, NodeSeries] = {}
-        self._pending: dict[tuple[str, str, str, int], Bucket] = {}
-        self._gauges: dict[Key, Gauge] = {}
-        self.gauge_totals: dict[tuple[str, str, str], GaugeTotal] = {}
+        # Samples (serialized) of the seconds not closed yet, with their queue and node labels.
+        self._inbox: dict[int, list[tuple[str, Dims, bytes]]] = {}
+        self._pending: dict[tuple[str, str, str, int], list[bytes]] = {}
+        self.gauges = Gauges()
         self._node_dims: dict[str, tuple[tuple[str, str], ...]] = {}
         # Since this coordinator started, for Prometheus: counts per (queue, node)
-        # and histograms per (dim, queue, value).
+        # and histograms per (queue, dc).
         self.totals: dict[Key, list[int]] = {}
-        self.cumulative: dict[tuple[str, str, str], Bucket] = {}
+        self.cumulative: dict[Key, Bucket] = {}
         self.samples = 0
 
     # -- ingest -------------------------------------------------------------
@@ -115,39 +112,43 @@ class ClusterStats:
         dims = self._node_dims.get(node_id)
         if dims is None or dict(dims) != labels:
             dims = self._node_dims[node_id] = tuple((k, v) for k, v in sorted(labels.items()) if k != NODE)
-        closed = self.closed_until
+        closed = second < self.closed_until
+        inbox = self._inbox.setdefault(second, []) if not closed else []
         in_memory = second >= newest - RETENTION
         late = second < self.flushing_until
         self.epoch = min(self.epoch, second)
         self.samples += len(report.samples)
+        gauges = self.gauges
+        gauges.seen(node_id, dims, now)
         for s in report.samples:
             queue = s.queue
+            raw = s.SerializeToString()
+            counts = (s.succeeded, s.failed, s.retried, s.dead_lettered, s.rejected)
             totals = self.totals.get((queue, node_id))
             if totals is None:
-                totals = self.totals[(queue, node_id)] = [0] * len(COUNTS)
-            totals[0] += s.succeeded
-            totals[1] += s.failed
-            totals[2] += s.retried
-            totals[3] += s.dead_lettered
-            totals[4] += s.rejected
-            gauge = self._gauges.get((queue, node_id))
-            if gauge is None or second >= gauge.second:
-                self._gauges[(queue, node_id)] = Gauge(s.in_flight, s.busy_slots, s.backlog, second, now)
+                self.totals[(queue, node_id)] = list(counts)
+            else:
+                totals[0] += counts[0]
+                totals[1] += counts[1]
+                totals[2] += counts[2]
+                totals[3] += counts[3]
+                totals[4] += counts[4]
+            gauges.set(queue, node_id, dims, s.in_flight, s.busy_slots, s.backlog, second, now)
             if in_memory:
-                self._series("", queue, "").add(second, s, closed)
-                for dim, value in dims:
-                    self._series(dim, queue, value).add(second, s, closed)
                 node = self._nodes.get((queue, node_id))
                 if node is None:
-                    node = self._nodes[(queue, node_id)] = NodeSeries()
-                node.add(second, s, closed)
+                    node = self._nodes[(queue, node_id)] = NodeSeries(self.closed_until - self.closed_until % 60)
+                node.add(second, raw, newest)
+            if not closed:
+                inbox.append((queue, dims, raw))
+            elif in_memory:
+                self._series("", queue, "").add_late(second, raw, counts[0] + counts[1], self.closed_until)
+                for dim, value in dims:
+                    self._series(dim, queue, value).add_late(second, raw, counts[0] + counts[1], self.closed_until)
             if late:
                 minute = second // 60
                 for dim, value in (("", ""), *dims):
-                    pending = self._pending.get((queue, dim, value, minute))
-                    if pending is None:
-                        pending = self._pending[(queue, dim, value, minute)] = Bucket()
-                    pending.add_sample(s)
+                    self._pending.setdefault((queue, dim, value, minute), []).append(raw)
 
     def _series(self, dim: str, queue: str, value: str) -> Series:
         series = self._dims.get(dim)
@@ -166,77 +167,71 @@ class ClusterStats:
             await self.tick(time.time())
 
     async def tick(self, now: float) -> None:
-        """Close the seconds past the grace period, forget old time, total the gauges."""
+        """Close the seconds past the grace period, forget old time and silent nodes."""
         newest = int(now)
         start, end = self.closed_until, max(self.closed_until, newest - GRACE)
-        self.closed_until = end
-        for dim, series in self._dims.items():
-            for (queue, value), s in list(series.items()):
-                for b in s.close(start, end):
-                    total = self.cumulative.get((dim, queue, value))
-                    if total is None:
-                        total = self.cumulative[(dim, queue, value)] = Bucket()
-                    total.add(b)
-                if s.prune(newest - RETENTION):
-                    del series[(queue, value)]
-        for i, (key, node) in enumerate(list(self._nodes.items())):
-            node.close(start, end)
+        pace = Pacer()
+        for second in range(start, end):
+            await self._close(second)
+            self.closed_until = second + 1
+        for dim, series in list(self._dims.items()):
+            for key, s in list(series.items()):
+                s.close(start, end)
+                if s.prune(end - RETENTION):
+                    del series[key]
+                await pace()
+        for key, node in list(self._nodes.items()):
+            node.seal(end)
             if node.prune(newest):
                 del self._nodes[key]
-            if i % CHUNK == CHUNK - 1:
-                await asyncio.sleep(0)
-        await self._total_gauges(now)
+            await pace()
+        self.gauges.expire(now, RETENTION)
 
-    async def _total_gauges(self, now: float) -> None:
-        """Gauges per (queue, dim, value), and per ("", dim, value) over all queues."""
-        totals: dict[tuple[str, str, str], GaugeTotal] = {}
-        nodes: dict[tuple[str, str], set[str]] = {}
-        for i, ((queue, node_id), g) in enumerate(list(self._gauges.items())):
-            if now - g.arrived > GAUGE_TTL:
-                if now - g.arrived > RETENTION:
-                    del self._gauges[(queue, node_id)]
-                continue
-            for dim, value in (("", ""), (NODE, node_id), *self._node_dims.get(node_id, ())):
-                t = totals.get((queue, dim, value))
-                if t is None:
-                    t = totals[(queue, dim, value)] = GaugeTotal()
-                    nodes.setdefault((dim, value), set())
-                t.in_flight += g.in_flight
-                t.busy_slots += g.busy_slots
-                # Nodes sharing a queue see the same broker backlog.
-                t.backlog = max(t.backlog, g.backlog)
-                t.nodes += 1
-                nodes[(dim, value)].add(node_id)
-            if i % CHUNK == CHUNK - 1:
-                await asyncio.sleep(0)
-        for (_, dim, value), t in list(totals.items()):
-            every = totals.get(("", dim, value))
-            if every is None:
-                every = totals[("", dim, value)] = GaugeTotal(nodes=len(nodes[(dim, value)]))
-            every.in_flight += t.in_flight
-            every.busy_slots += t.busy_slots
-            if t.backlog >= 0:
-                every.backlog = max(every.backlog, 0) + t.backlog
-        self.gauge_totals = totals
+    async def _close(self, second: int) -> None:
+        """Merge a second's samples once per (queue, label set) of the nodes that
+        sent them; those groups make the queue and label series."""
+        pace = Pacer()
+        groups: dict[tuple[str, Dims], list[bytes]] = {}
+        for queue, dims, raw in self._inbox.pop(second, ()):
+            groups.setdefault((queue, dims), []).append(raw)
+        parts: dict[tuple[str, str, str], list[Bucket]] = {}
+        for (queue, dims), raws in groups.items():
+            bucket = merged_compact(raws)
+            for dim, value in (("", ""), *dims):
+                parts.setdefault((dim, queue, value), []).append(bucket)
+            await pace()
+        for (dim, queue, value), buckets in parts.items():
+            bucket = merged(buckets)
+            self._series(dim, queue, value).put(second, bucket)
+            if dim == PROMETHEUS_DIM:
+                total = self.cumulative.get((queue, value))
+                if total is None:
+                    total = self.cumulative[(queue, value)] = Bucket()
+                total.add(bucket)
+            await pace()
 
     # -- the store ------------------------------------------------------------
 
-    def take_deltas(self, until: int | None = None) -> tuple[list[StatsMinute], int]:
+    async def take_deltas(self) -> tuple[list[StatsMinute], int]:
         """What the store lacks: the queue and label series from the last flush up
-        to ``until`` (default: the closed seconds), and late samples before that.
-        Call ``committed(until)`` once the store has them, ``requeue`` if not."""
-        until = self.closed_until if until is None else until
-        start = self.flushing_until
-        deltas, self._pending = self._pending, {}
+        to the closed seconds, and late samples before that. Call
+        ``committed(until)`` once the store has them, ``requeue`` if not."""
+        until, start = self.closed_until, self.flushing_until
+        parts, self._pending = self._pending, {}
+        pace = Pacer()
         for dim, series in self._dims.items():
             for (queue, value), s in series.items():
                 for minute in range(start // 60, (until + 59) // 60):
-                    b = Bucket()
-                    s.collect(max(start, minute * 60), min(until, minute * 60 + 60), self.closed_until, b)
-                    if b.finished or b.retried or b.dead_lettered or b.rejected or b.backlog >= 0:
-                        deltas.setdefault((queue, dim, value, minute), Bucket()).add(b)
+                    s.collect(max(start, minute * 60), min(until, minute * 60 + 60),
+                              parts.setdefault((queue, dim, value, minute), []))
         self.flushing_until = max(start, until)
-        return [to_stored(q, dim, v, m, b) for (q, dim, v, m), b in deltas.items()], self.flushing_until
+        deltas = []
+        for (q, dim, v, m), raws in parts.items():
+            b = merged_compact(raws)
+            if b.finished or b.retried or b.dead_lettered or b.rejected or b.backlog >= 0:
+                deltas.append(to_stored(q, dim, v, m, b))
+            await pace()
+        return deltas, self.flushing_until
 
     def committed(self, until: int) -> None:
         self.flushed_until = max(self.flushed_until, until)
@@ -244,14 +239,13 @@ class ClusterStats:
     def requeue(self, deltas: Iterable[StatsMinute]) -> None:
         """Deltas the store could not take go out with the next flush."""
         for d in deltas:
-            from_stored(d, self._pending.setdefault((d.queue, d.dim, d.value, d.minute), Bucket()))
+            self._pending.setdefault((d.queue, d.dim, d.value, d.minute), []).append(from_stored(d))
 
     # -- queries --------------------------------------------------------------
 
-    @staticmethod
-    def beyond_memory(start: int) -> bool:
-        """Whether [start, now) reaches past the 15 minutes memory keeps."""
-        return start < int(time.time()) - RETENTION
+    def beyond_memory(self, start: int) -> bool:
+        """Whether a window from ``start`` to the closed seconds reaches past the 15 minutes memory keeps."""
+        return start < self.closed_until - RETENTION
 
     def needs_store(self, start: int) -> bool:
         """Whether [start, now) reaches before what memory holds completely."""
@@ -266,42 +260,30 @@ class ClusterStats:
         from ``first`` (the last one ends at ``end``), and the earliest second data
         is known for. ``stored`` are that dimension's rollups up to the ``flushed``
         second; memory answers from there on."""
-        out: dict[Key, list[Bucket]] = {}
+        raws: dict[Key, list[list[bytes]]] = {}
         mem_start = first if stored is None else max(first, flushed)
         known = self.epoch
         source: dict[Key, Series] | dict[Key, NodeSeries] = self._nodes if dim == NODE else self._dims.get(dim, {})
         for key, series in source.items():
             if queue is None or key[0] == queue:
-                buckets = out[key] = [Bucket() for _ in range(count)]
-                for i, b in enumerate(buckets):
+                steps = raws[key] = [[] for _ in range(count)]
+                for i, parts in enumerate(steps):
                     a, z = max(first + i * step, mem_start), min(first + (i + 1) * step, end)
                     if a < z:
-                        series.collect(a, z, self.closed_until, b)
+                        series.collect(a, z, parts)
         for row in stored or ():
             # The minute holding ``first`` counts whole: the store knows no finer.
             i = max(0, (row.minute * 60 - first) // step)
             if i < count:
-                if (row.queue, row.value) not in out:
-                    out[(row.queue, row.value)] = [Bucket() for _ in range(count)]
-                from_stored(row, out[(row.queue, row.value)][i])
+                if (row.queue, row.value) not in raws:
+                    raws[(row.queue, row.value)] = [[] for _ in range(count)]
+                raws[(row.queue, row.value)][i].append(from_stored(row))
                 known = min(known, row.minute * 60)
-        return out, known
+        return {key: [merged_compact(parts) for parts in steps] for key, steps in raws.items()}, known
 
     def finished_per_second(self, start: int, end: int) -> dict[str, list[int]]:
         """Per queue, tasks finished in each second of [start, end), for sparklines."""
         return {queue: s.finished_between(start, end) for (queue, _), s in self._dims[""].items()}
 
-    def since_start(self, dim: str) -> dict[Key, Bucket]:
-        """Per (queue, value) of a dimension, everything since this coordinator
-        started (Prometheus wants cumulative counts)."""
-        out: dict[Key, Bucket] = {}
-        for (d, queue, value), total in self.cumulative.items():
-            if d == dim:
-                out[(queue, value)] = b = Bucket()
-                b.add(total)
-        for key, series in self._dims.get(dim, {}).items():
-            series.collect(self.closed_until, int(time.time()) + 1, self.closed_until, out.setdefault(key, Bucket()))
-        return out
-
-    def gauges(self, queue: str, dim: str, value: str) -> GaugeTotal:
-        return self.gauge_totals.get((queue, dim, value)) or GaugeTotal()
+    def gauges_now(self, queue: str, dim: str, value: str) -> GaugeTotal:
+        return self.gauges.total(queue, dim, value, time.time())

@@ -1,15 +1,24 @@
 """One time bucket of a stats series: outcome counts, the largest backlog seen
-and the three latency histograms, merged from node samples. A closed bucket is
-kept as the bytes of a QueueSample (a tenth of the memory of the dicts), and
-merged back from them when a query reads it."""
+and the three latency histograms.
+
+Buckets are kept compact: the bytes of a QueueSample, or several laid end to
+end (adding a sample to a compact bucket is a concatenation). Merging reads
+any number of them at once as a SampleColumns, whose fields hold every
+sample's values, and sums the histogram buckets with numpy: reading a
+protobuf field from Python costs far more than adding it up.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from octobot.coordinator.store import STATS_COUNTS as COUNTS
-from octobot.histogram import Histogram
-from octobot.v1 import stats_pb2
+from octobot.histogram import DEFAULT_ACCURACY, Histogram
+from octobot.v1 import sample_columns_pb2, stats_pb2
+
 QUANTILES = [0.5, 0.9, 0.99, 0.999]
 
 
@@ -25,22 +34,28 @@ class Bucket:
     wait: Histogram = field(default_factory=Histogram)
     e2e: Histogram = field(default_factory=Histogram)
 
-    def add_sample(self, s: stats_pb2.QueueSample) -> None:
-        self.succeeded += s.succeeded
-        self.failed += s.failed
-        self.retried += s.retried
-        self.dead_lettered += s.dead_lettered
-        self.rejected += s.rejected
-        if s.backlog > self.backlog:
-            self.backlog = s.backlog
-        self.run.merge_proto(s.run_time)
-        self.wait.merge_proto(s.wait_time)
-        self.e2e.merge_proto(s.end_to_end)
+    def add_compact(self, values: Iterable[bytes]) -> None:
+        """Merge compact buckets (serialized QueueSamples), all in one parse."""
+        parts = list(values)
+        if not parts:
+            return
+        cols = sample_columns_pb2.SampleColumns.FromString(b"".join(parts))
+        self.succeeded += sum(cols.succeeded)
+        self.failed += sum(cols.failed)
+        self.retried += sum(cols.retried)
+        self.dead_lettered += sum(cols.dead_lettered)
+        self.rejected += sum(cols.rejected)
+        if cols.backlog:
+            # A backlog of 0 is absent on the wire; -1 (unknown) is not.
+            seen = max(cols.backlog) if len(cols.backlog) == len(parts) else max(0, max(cols.backlog))
+            self.backlog = max(self.backlog, seen)
+        for h, c in ((self.run, cols.run_time), (self.wait, cols.wait_time), (self.e2e, cols.end_to_end)):
+            _merge_columns(h, c)
 
     def add(self, value: Bucket | bytes) -> None:
-        """Merge another bucket, live or compacted."""
+        """Merge another bucket, live or compact."""
         if isinstance(value, bytes):
-            self.add_sample(stats_pb2.QueueSample.FromString(value))
+            self.add_compact((value,))
             return
         self.succeeded += value.succeeded
         self.failed += value.failed
@@ -69,17 +84,39 @@ class Bucket:
         return {name: getattr(self, name) for name in COUNTS}
 
 
-def add_into(slots: dict[int, Bucket | bytes], key: int, sample: stats_pb2.QueueSample, closed: bool) -> None:
-    """Add a sample to the bucket at ``key``; a closed bucket stays compact."""
-    value = slots.get(key)
-    if isinstance(value, Bucket):
-        value.add_sample(sample)
-        return
+def merged_compact(values: Iterable[bytes]) -> Bucket:
     bucket = Bucket()
-    if value is not None:
-        bucket.add(value)
-    bucket.add_sample(sample)
-    slots[key] = bucket.compact() if closed else bucket
+    bucket.add_compact(values)
+    return bucket
+
+
+def _merge_columns(h: Histogram, c: sample_columns_pb2.HistogramColumns) -> None:
+    if c.relative_accuracy and (np.array(c.relative_accuracy) != DEFAULT_ACCURACY).any():
+        return  # only a node built otherwise sends another accuracy: its latencies cannot be merged
+    indexes = np.array(c.indexes, dtype=np.int64)
+    if indexes.size:
+        counts = np.array(c.counts, dtype=np.int64)
+        low = int(indexes.min())
+        sums = np.bincount(indexes - low, weights=counts).astype(np.int64)
+        present = np.flatnonzero(sums)
+        buckets = h.buckets
+        get = buckets.get
+        for index, count in zip((present + low).tolist(), sums[present].tolist()):
+            buckets[index] = get(index, 0) + count
+        h.count += int(counts.sum())
+    zeros = sum(c.zero_count)
+    h.zero_count += zeros
+    h.count += zeros
+    h.sum += sum(c.sum)
+
+
+def merged(buckets: list[Bucket]) -> Bucket:
+    if len(buckets) == 1:
+        return buckets[0]
+    total = Bucket()
+    for b in buckets:
+        total.add(b)
+    return total
 
 
 def percentiles(h: Histogram) -> stats_pb2.Percentiles:

@@ -1,30 +1,26 @@
-"""Time series of stats buckets, in memory.
+"""Time series of closed, compact stats buckets, in memory.
 
 A ``Series`` (a queue, or a queue on the nodes sharing a label value) keeps
 1 s buckets for 15 minutes, plus 10 s and 1 min blocks built from them as
 they close, so a 15 minute window merges about 30 buckets instead of 900.
 A ``NodeSeries`` (a queue on one node; there may be 20,000 of them) keeps
-each second's sample as received for 90 s and merged minutes for 15 minutes:
-1 s buckets of every node for 15 minutes would not fit in memory.
+each second's sample as received for 90 s and merged minutes for 15
+minutes: 1 s buckets of every node for 15 minutes would not fit in memory.
 
-Seconds below ``closed_until`` are closed: their buckets are compacted and
-the blocks made of them are built, so a late sample (a node's buffer sent
-after an outage) is added to every bucket and block that contains it.
+A late sample (a node's buffer sent after an outage) is appended to every
+closed bucket and block that holds its second.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from octobot.coordinator.stats_bucket import Bucket, add_into
-from octobot.v1 import stats_pb2
+from octobot.coordinator.stats_bucket import Bucket, merged_compact
 
 RETENTION = 15 * 60
 # Block widths of a Series, coarsest first.
 BLOCKS = (60, 10)
 NODE_SECONDS = 90
-
-Slots = dict[int, Bucket | bytes]
 
 
 def _prune(slots: dict[int, Any], oldest: int) -> None:
@@ -36,58 +32,56 @@ def _prune(slots: dict[int, Any], oldest: int) -> None:
         del slots[first]
 
 
+def _append(slots: dict[int, bytes], key: int, raw: bytes) -> None:
+    slots[key] = slots.get(key, b"") + raw
+
+
 class Series:
     __slots__ = ("seconds", "blocks", "finished")
 
     def __init__(self) -> None:
-        self.seconds: Slots = {}
-        self.blocks: dict[int, Slots] = {width: {} for width in BLOCKS}
+        self.seconds: dict[int, bytes] = {}
+        self.blocks: dict[int, dict[int, bytes]] = {width: {} for width in BLOCKS}
         # Tasks finished per second, apart: sparklines need no histograms.
         self.finished: dict[int, int] = {}
 
-    def add(self, second: int, sample: stats_pb2.QueueSample, closed_until: int) -> None:
-        add_into(self.seconds, second, sample, closed=second < closed_until)
-        self.finished[second] = self.finished.get(second, 0) + sample.succeeded + sample.failed
-        if second < closed_until:
-            for width, blocks in self.blocks.items():
-                start = second - second % width
-                if start + width <= closed_until:
-                    add_into(blocks, start, sample, closed=True)
+    def put(self, second: int, bucket: Bucket) -> None:
+        """The bucket of a second that just closed."""
+        self.seconds[second] = bucket.compact()
+        self.finished[second] = bucket.finished
 
-    def close(self, start: int, end: int) -> list[Bucket]:
-        """Seconds [start, end) have closed: build the blocks they complete and
-        compact them. Returns the buckets of those seconds, before compaction."""
-        fresh = {s: b for s in range(start, end) if isinstance(b := self.seconds.get(s), Bucket)}
+    def add_late(self, second: int, raw: bytes, finished: int, closed_until: int) -> None:
+        _append(self.seconds, second, raw)
+        self.finished[second] = self.finished.get(second, 0) + finished
+        for width, blocks in self.blocks.items():
+            start = second - second % width
+            if start + width <= closed_until:
+                _append(blocks, start, raw)
+
+    def close(self, start: int, end: int) -> None:
+        """Seconds [start, end) have closed: build the blocks they complete."""
         finer, step = self.seconds, 1
         for width in reversed(BLOCKS):
             blocks = self.blocks[width]
             for block in range(start - start % width, end - width + 1, width):
-                merged, found = Bucket(), False
-                for t in range(block, block + width, step):
-                    if (v := finer.get(t)) is not None:
-                        merged.add(v)
-                        found = True
-                if found:
-                    blocks[block] = merged.compact()
+                parts = [v for t in range(block, block + width, step) if (v := finer.get(t)) is not None]
+                if parts:
+                    blocks[block] = merged_compact(parts).compact()
             finer, step = blocks, width
-        for s, b in fresh.items():
-            self.seconds[s] = b.compact()
-        return list(fresh.values())
 
-    def collect(self, start: int, end: int, closed_until: int, into: Bucket) -> None:
-        """Merge [start, end) into ``into`` with as few buckets as the blocks allow."""
+    def collect(self, start: int, end: int, out: list[bytes]) -> None:
+        """The compact buckets that make up [start, end), as few as the blocks allow."""
         t = start
-        limit = min(end, closed_until)
         while t < end:
             for width in BLOCKS:
-                if t % width == 0 and t + width <= limit:
+                if t % width == 0 and t + width <= end:
                     if (v := self.blocks[width].get(t)) is not None:
-                        into.add(v)
+                        out.append(v)
                     t += width
                     break
             else:
                 if (v := self.seconds.get(t)) is not None:
-                    into.add(v)
+                    out.append(v)
                 t += 1
 
     def finished_between(self, start: int, end: int) -> list[int]:
@@ -103,43 +97,45 @@ class Series:
 
 
 class NodeSeries:
-    __slots__ = ("seconds", "minutes")
+    __slots__ = ("seconds", "minutes", "sealed_until")
 
-    def __init__(self) -> None:
-        self.seconds: Slots = {}
-        self.minutes: Slots = {}
+    def __init__(self, sealed_until: int) -> None:
+        self.seconds: dict[int, bytes] = {}
+        self.minutes: dict[int, bytes] = {}
+        # Minutes before this second are merged into ``minutes``.
+        self.sealed_until = sealed_until
 
-    def add(self, second: int, sample: stats_pb2.QueueSample, closed_until: int) -> None:
-        if second in self.seconds:
-            add_into(self.seconds, second, sample, closed=True)
-        else:
-            self.seconds[second] = sample.SerializeToString()
-        minute = second - second % 60
-        add_into(self.minutes, minute, sample, closed=minute + 60 <= closed_until)
+    def add(self, second: int, raw: bytes, newest: int) -> None:
+        """A sample as received (serialized); ``newest`` is the current second."""
+        if second >= newest - NODE_SECONDS:
+            _append(self.seconds, second, raw)
+        if second < self.sealed_until:  # late: its minute is merged already
+            _append(self.minutes, second - second % 60, raw)
 
-    def close(self, start: int, end: int) -> None:
-        """Compact the minutes that ended in [start, end)."""
-        for minute in range(end - end % 60 - 60, start - 60, -60):
-            if minute + 60 <= start:
-                break
-            if isinstance(b := self.minutes.get(minute), Bucket):
-                self.minutes[minute] = b.compact()
+    def seal(self, until: int) -> None:
+        """Merge the minutes that ended by ``until`` from their seconds."""
+        for minute in range(self.sealed_until, until - until % 60, 60):
+            raw = [v for t in range(minute, minute + 60) if (v := self.seconds.get(t)) is not None]
+            if raw:
+                self.minutes[minute] = merged_compact(raw).compact()
+        self.sealed_until = max(self.sealed_until, until - until % 60)
 
-    def collect(self, start: int, end: int, closed_until: int, into: Bucket) -> None:
-        """Merge [start, end) into ``into``. Before the last 90 s only whole
-        minutes are known, so a ``start`` there moves back to its minute."""
+    def collect(self, start: int, end: int, out: list[bytes]) -> None:
+        """The compact buckets that make up [start, end). Before the last 90 s only
+        whole minutes are known, so a ``start`` there moves back to its minute."""
         if start < end - NODE_SECONDS + 5:
             start -= start % 60
         t = start
+        sealed = min(end, self.sealed_until)
         while t < end:
-            if t % 60 == 0 and t + 60 <= end:
+            if t % 60 == 0 and t + 60 <= sealed:
                 v = self.minutes.get(t)
                 t += 60
             else:
                 v = self.seconds.get(t)
                 t += 1
             if v is not None:
-                into.add(v)
+                out.append(v)
 
     def prune(self, newest: int) -> bool:
         _prune(self.seconds, newest - NODE_SECONDS)

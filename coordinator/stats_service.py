@@ -8,7 +8,6 @@ import asyncio
 import logging
 import math
 import re
-import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -56,6 +55,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
     def __init__(self, app: Coordinator) -> None:
         self.app = app
         self.stats = app.stats
+        self._snapshots: dict[tuple[int, str, str | None, int], asyncio.Future[stats_pb2.GetClusterResponse]] = {}
 
     # -- validation -----------------------------------------------------------
 
@@ -98,23 +98,36 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         return {k: v[0] for k, v in steps.items()}, max(1.0, end - max(start, known))
 
     async def _cluster(self, window: int, by: str, queue: str | None = None) -> stats_pb2.GetClusterResponse:
-        end = int(time.time()) + 1
+        """A snapshot, computed once per closed second however many dashboards ask."""
+        key = (window, by, queue, self.stats.closed_until)
+        if (ready := self._snapshots.get(key)) is None:
+            if len(self._snapshots) > 64:
+                self._snapshots.clear()
+            ready = self._snapshots[key] = asyncio.ensure_future(self._compute_cluster(window, by, queue, key[-1]))
+        try:
+            return await asyncio.shield(ready)
+        except BaseException:
+            self._snapshots.pop(key, None)
+            raise
+
+    async def _compute_cluster(self, window: int, by: str, queue: str | None,
+                               end: int) -> stats_pb2.GetClusterResponse:
         start = end - window
         dim = self._dim(by, start)
         stats = self.stats
         buckets, seconds = await self._window_rows("", start, end, queue)
         resp = stats_pb2.GetClusterResponse(window_seconds=window, queues=[
-            _row(q, "", b, seconds, stats.gauges(q, "", "")) for (q, _), b in sorted(buckets.items())])
+            _row(q, "", b, seconds, stats.gauges_now(q, "", "")) for (q, _), b in sorted(buckets.items())])
         if not dim:
-            resp.totals.append(_row("", "", _merged(list(buckets.values())), seconds, stats.gauges("", "", "")))
+            resp.totals.append(_row("", "", _merged(list(buckets.values())), seconds, stats.gauges_now("", "", "")))
             return resp
         groups, seconds = await self._window_rows(dim, start, end, queue)
         by_value: dict[str, list[Bucket]] = {}
         for (q, v), b in sorted(groups.items()):
-            resp.groups.append(_row(q, v, b, seconds, stats.gauges(q, dim, v)))
+            resp.groups.append(_row(q, v, b, seconds, stats.gauges_now(q, dim, v)))
             by_value.setdefault(v, []).append(b)
         for v, bs in sorted(by_value.items()):
-            resp.totals.append(_row("", v, _merged(bs), seconds, stats.gauges("", dim, v)))
+            resp.totals.append(_row("", v, _merged(bs), seconds, stats.gauges_now("", dim, v)))
         return resp
 
     # -- RPCs -------------------------------------------------------------------
@@ -136,21 +149,21 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         window = self._window(request.window)
         if not any(n == request.node_id for _, n in self.stats.series_keys(NODE)):
             await self.app.db(self.app.store.get_node, request.node_id)  # NOT_FOUND for unknown nodes
-        end = int(time.time()) + 1
+        end = self.stats.closed_until
         self._dim(NODE, end - window)
         buckets, seconds = await self._window_rows(NODE, end - window, end)
         mine = {q: b for (q, n), b in sorted(buckets.items()) if n == request.node_id}
         stats = self.stats
         return stats_pb2.GetNodeStatsResponse(
             window_seconds=window,
-            queues=[_row(q, request.node_id, b, seconds, stats.gauges(q, NODE, request.node_id))
+            queues=[_row(q, request.node_id, b, seconds, stats.gauges_now(q, NODE, request.node_id))
                     for q, b in mine.items()],
-            total=_row("", request.node_id, _merged(list(mine.values())), seconds, stats.gauges("", NODE, request.node_id)))
+            total=_row("", request.node_id, _merged(list(mine.values())), seconds, stats.gauges_now("", NODE, request.node_id)))
 
     @rpc_errors
     async def QueryRange(self, request: stats_pb2.QueryRangeRequest, context: Ctx) -> stats_pb2.QueryRangeResponse:
         span = self._window(request.range, "range", "1h")
-        end = int(time.time()) + 1
+        end = self.stats.closed_until
         if request.step:
             step = parse_duration(request.step, "step")
         else:  # about 60 points, in whole minutes once the range needs the store
@@ -189,14 +202,14 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
             interval = request.interval_seconds or 1.0
             if not WATCH_INTERVALS[0] <= interval <= WATCH_INTERVALS[1]:
                 raise ValueError(f"interval_seconds {interval} is outside {WATCH_INTERVALS[0]}..{WATCH_INTERVALS[1]}")
-            self._dim(request.by, int(time.time()) + 1 - window)
+            self._dim(request.by, self.stats.closed_until - window)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         while True:
             resp = stats_pb2.WatchResponse(snapshot=await self._cluster(window, request.by))
             resp.at.GetCurrentTime()
             if recent:
-                end = int(time.time()) + 1
+                end = self.stats.closed_until
                 for queue, counts in sorted(self.stats.finished_per_second(end - recent, end).items()):
                     points = []
                     for i, n in enumerate(counts):

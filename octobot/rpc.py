@@ -46,3 +46,8 @@ async def make_server(listen: str, registrars: Iterable[Registrar],
 def make_channel(target: str) -> grpc.Channel:
     """A blocking channel to the coordinator (octoctl, nodes)."""
     return grpc.insecure_channel(target, options=_OPTIONS)
+
+
+def make_aio_channel(target: str) -> grpc.aio.Channel:
+    """An asyncio channel to the coordinator (load simulators, async clients)."""
+    return grpc.aio.insecure_channel(target, options=_OPTIONS)

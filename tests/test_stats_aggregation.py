@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from octobot.coordinator.stats import NODE, ClusterStats
+from octobot.coordinator.stats import GRACE, NODE, ClusterStats
 from octobot.coordinator.stats_series import RETENTION
 from octobot.histogram import Histogram
 from octobot.v1 import node_pb2, stats_pb2
@@ -23,52 +23,60 @@ def report(at: int, n: int, seconds: float, queue: str = "q") -> node_pb2.StatsR
 
 
 def test_tiers_late_samples_and_deltas() -> None:
+    asyncio.run(scenario())
+
+
+async def scenario() -> None:
     now = int(time.time())
     start = now - 600
     stats = ClusterStats(start)
 
-    async def run() -> None:
-        for t in range(start, now):
-            stats.ingest("a", {"dc": "east"}, report(t, 2, 0.1), now=t + 0.5)
-            stats.ingest("b", {"dc": "west"}, report(t, 1, 0.3), now=t + 0.5)
-            if t % 7 == 0:
-                await stats.tick(t + 0.6)
-        await stats.tick(now)
-
-    asyncio.run(run())
-    end = now + 1
+    for t in range(start, now):
+        stats.ingest("a", {"dc": "east"}, report(t, 2, 0.1), now=t + 0.5)
+        stats.ingest("b", {"dc": "west"}, report(t, 1, 0.3), now=t + 0.5)
+        if t % 7 == 0:
+            await stats.tick(t + 0.6)
+    await stats.tick(now + GRACE)
+    # Queries read closed time: every second up to now.
+    end = stats.closed_until
+    assert end == now
     # Any window, read through 1 s, 10 s and 1 min blocks, counts every sample once.
     for window in (10, 61, 599, 600):
         steps, _ = stats.steps("", end - window, window, 1, end)
-        assert steps[("q", "")][0].succeeded == 3 * (window - 1), window
+        assert steps[("q", "")][0].succeeded == 3 * window, window
     steps, _ = stats.steps("dc", end - 300, 300, 1, end)
-    assert {v: b[0].succeeded for (_, v), b in steps.items()} == {"east": 598, "west": 299}
+    assert {v: b[0].succeeded for (_, v), b in steps.items()} == {"east": 600, "west": 300}
     assert abs(steps[("q", "west")][0].run.quantile(0.5) - 0.3) <= 0.003
     # Merged, not averaged: two thirds of the runs take 0.1 s.
-    cluster = stats.steps("", end - 300, 300, 1, end)[0][("q", "")][0]
+    cluster = (stats.steps("", end - 300, 300, 1, end))[0][("q", "")][0]
     assert abs(cluster.run.quantile(0.5) - 0.1) <= 0.001 and abs(cluster.run.quantile(0.99) - 0.3) <= 0.003
     # Per node: 1 s for the last 90 s, whole minutes before.
     steps, _ = stats.steps(NODE, end - 30, 30, 1, end)
-    assert steps[("q", "a")][0].succeeded == 2 * 29
+    assert steps[("q", "a")][0].succeeded == 2 * 30
+    steps, _ = stats.steps(NODE, end - 540, 540, 1, end)
+    assert steps[("q", "b")][0].succeeded == 540 + end % 60  # the first minute counts whole
 
     # Steps of a range partition the same samples.
     steps, _ = stats.steps("", end - 120, 10, 12, end)
-    assert sum(b.succeeded for b in steps[("q", "")]) == 3 * 119
+    assert [b.succeeded for b in steps[("q", "")]] == [30] * 12
 
-    deltas, until = stats.take_deltas()
+    deltas, until = await stats.take_deltas()
     stats.committed(until)
-    queue_rows = [d for d in deltas if d.dim == ""]
-    assert sum(d.succeeded for d in queue_rows) == 3 * (until - start)
-    assert all(d.minute * 60 >= start - 60 for d in deltas)
+    assert until == end
+    assert sum(d.succeeded for d in deltas if d.dim == "") == 3 * (until - start)
+    assert {d.minute for d in deltas} == set(range(start // 60, (end - 1) // 60 + 1))
 
     # A node's buffer, sent after an outage: 20 minutes old, past memory, lands in its minute.
     old = now - 20 * 60
-    stats.ingest("a", {"dc": "east"}, report(old, 5, 0.1), now=now)
-    late, _ = stats.take_deltas()
-    assert {(d.dim, d.value, d.minute, d.succeeded) for d in late if d.minute == old // 60} == {
-        ("", "", old // 60, 5), ("dc", "east", old // 60, 5)}
-    # Within memory, a late sample shows at once in short windows too.
-    stats.ingest("b", {"dc": "west"}, report(now - 100, 4, 0.3), now=now)
-    steps, _ = stats.steps("", end - 200, 200, 1, end)
-    assert steps[("q", "")][0].succeeded == 3 * 199 + 4
     assert old < now - RETENTION
+    stats.ingest("a", {"dc": "east"}, report(old, 5, 0.1), now=now)
+    late, _ = await stats.take_deltas()
+    assert {(d.dim, d.value, d.minute, d.succeeded) for d in late} == {
+        ("", "", old // 60, 5), ("dc", "east", old // 60, 5)}
+    # Within memory, a late sample shows at once, in its second and in the blocks.
+    stats.ingest("b", {"dc": "west"}, report(now - 100, 4, 0.3), now=now)
+    for window in (200, 101, 600):
+        steps, _ = stats.steps("", end - window, window, 1, end)
+        assert steps[("q", "")][0].succeeded == 3 * window + 4, window
+    late, _ = await stats.take_deltas()
+    assert [(d.dim, d.minute, d.succeeded) for d in late if d.dim == ""] == [("", (now - 100) // 60, 4)]

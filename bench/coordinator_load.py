@@ -1,0 +1,185 @@
+"""One coordinator under the stats load of a large cluster.
+
+    python bench/coordinator_load.py                       # 1,000 nodes x 20 queues, 60 s measured
+    python bench/coordinator_load.py --nodes 200 --seconds 30
+
+Simulated nodes (several client processes, grpc.aio, one connection and one
+Connect stream per node, labels dc=dc0..dc2) say Hello, then every second
+send a Heartbeat and a StatsReport with one QueueSample per queue: a few
+tasks each, with run, wait and end-to-end histograms of realistic spread.
+After a warm-up the coordinator subprocess is measured: CPU (from
+/proc/PID/stat), RSS, samples ingested per second (its Prometheus counter),
+and the latency of GetCluster (window 1m) and GetCluster by dc, queried
+four times a second while the load runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests")]
+from cluster import Coordinator  # noqa: E402
+
+from octobot import rpc  # noqa: E402
+from octobot.histogram import Histogram  # noqa: E402
+from octobot.v1 import node_pb2, node_pb2_grpc, stats_pb2, stats_pb2_grpc  # noqa: E402
+
+VARIANTS = 8
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def sample_pool(queues: int, seed: int) -> list[list[stats_pb2.QueueSample]]:
+    """VARIANTS samples per queue: 1-15 tasks with log-normal latencies, now and then a failure."""
+    rng = random.Random(seed)
+    pool = []
+    for q in range(queues):
+        variants = []
+        median = 0.005 * (1 + q % 7)
+        for _ in range(VARIANTS):
+            n = rng.randint(1, 15)
+            run, wait, e2e = Histogram(), Histogram(), Histogram()
+            for _ in range(n):
+                r, w = rng.lognormvariate(0, 0.6) * median, rng.lognormvariate(0, 1.0) * 0.02
+                run.record(r)
+                wait.record(w)
+                e2e.record(r + w)
+            failed = 1 if rng.random() < 0.1 else 0
+            variants.append(stats_pb2.QueueSample(
+                queue=f"queue-{q:02d}", succeeded=n - failed, failed=failed, retried=failed,
+                in_flight=rng.randint(0, 4), busy_slots=rng.randint(0, 4), backlog=rng.randint(0, 500),
+                run_time=run.to_proto(), wait_time=wait.to_proto(), end_to_end=e2e.to_proto()))
+        pool.append(variants)
+    return pool
+
+
+async def simulated_node(target: str, index: int, pool: list[list[stats_pb2.QueueSample]],
+                         stop_at: float) -> None:
+    channel = rpc.make_aio_channel(target)
+    rng = random.Random(index)
+    call = node_pb2_grpc.NodeServiceStub(channel).Connect()
+    await call.write(node_pb2.NodeMessage(hello=node_pb2.Hello(
+        node_id=f"sim-{index:04d}", hostname=f"host-{index:04d}", labels={"dc": f"dc{index % 3}"},
+        version="bench", pid=index)))
+
+    async def read() -> None:
+        async for _ in call:  # assignments: nothing to do with them
+            pass
+
+    reader = asyncio.create_task(read())
+    heartbeat = node_pb2.NodeMessage(heartbeat=node_pb2.Heartbeat())
+    await asyncio.sleep(rng.random())  # spread the nodes over the second
+    next_at = time.time()
+    try:
+        while next_at < stop_at:
+            report = node_pb2.StatsReport(interval=1.0, samples=[rng.choice(v) for v in pool])
+            report.at.FromNanoseconds(int(next_at * 1e9))
+            await call.write(heartbeat)
+            await call.write(node_pb2.NodeMessage(stats=report))
+            next_at += 1.0
+            await asyncio.sleep(max(0.0, next_at - time.time()))
+    finally:
+        reader.cancel()
+        await call.done_writing()
+        await channel.close()
+
+
+def run_simulator(target: str, first: int, count: int, queues: int, stop_at: float) -> None:
+    # The simulators share the machine with the coordinator: let it have the CPU first.
+    os.nice(10)
+    pool = sample_pool(queues, first)
+
+    async def main() -> None:
+        await asyncio.gather(*(simulated_node(target, i, pool, stop_at) for i in range(first, first + count)),
+                             return_exceptions=True)
+
+    asyncio.run(main())
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def samples_ingested(metrics_url: str) -> float:
+    """The coordinator's own count (one scrape: its per-node series are many)."""
+    for line in urllib.request.urlopen(metrics_url, timeout=60).read().decode().splitlines():
+        if line.startswith("octobot_stats_samples_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--queues", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=4, help="simulator processes")
+    parser.add_argument("--warmup", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured time")
+    opts = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="octobot-load-"))
+    coord = Coordinator(f"sqlite:///{work / 'octobot.db'}", work, metrics=True)
+    pid = coord.proc.pid
+    stop_at = time.time() + opts.warmup + opts.seconds + 5
+    per_client = -(-opts.nodes // opts.clients)
+    clients = [multiprocessing.Process(target=run_simulator, daemon=True,
+                                       args=(coord.target, first, min(per_client, opts.nodes - first),
+                                             opts.queues, stop_at))
+               for first in range(0, opts.nodes, per_client)]
+    for c in clients:
+        c.start()
+    channel = rpc.make_channel(coord.target)
+    stats = stats_pb2_grpc.StatsServiceStub(channel)
+    print(f"{opts.nodes} nodes x {opts.queues} queues, 1 report/s each, {len(clients)} simulator processes, "
+          f"{os.cpu_count()} CPUs; warming up {opts.warmup:.0f} s")
+    time.sleep(opts.warmup)
+
+    cpu0, t0, ingested0 = cpu_seconds(pid), time.monotonic(), samples_ingested(coord.metrics_url)
+    latencies: dict[str, list[float]] = {"": [], "dc": []}
+    rows = 0
+    while time.monotonic() - t0 < opts.seconds:
+        for by, seen in latencies.items():
+            started = time.perf_counter()
+            resp = stats.GetCluster(stats_pb2.GetClusterRequest(window="1m", by=by), timeout=30)
+            seen.append(time.perf_counter() - started)
+            rows = len(resp.queues)
+        time.sleep(0.25)
+    elapsed = time.monotonic() - t0
+    cpu = (cpu_seconds(pid) - cpu0) / elapsed
+    ingest = (samples_ingested(coord.metrics_url) - ingested0) / elapsed
+    rss = rss_mib(pid)
+    print(f"coordinator CPU {cpu * 100:.0f} % of one core (average over {elapsed:.0f} s), RSS {rss:.0f} MiB, "
+          f"ingest {ingest:,.0f} samples/s ({ingest / opts.queues:,.0f} reports/s)")
+    for by, seen in latencies.items():
+        print(f"GetCluster window 1m{' by ' + by if by else ''} ({rows} queues): p50 {quantile(seen, 0.5) * 1000:.1f} ms, "
+              f"p99 {quantile(seen, 0.99) * 1000:.1f} ms, max {max(seen) * 1000:.1f} ms over {len(seen)} calls")
+    channel.close()
+    for c in clients:
+        c.join(timeout=30)
+    coord.terminate()
+
+
+if __name__ == "__main__":
+    main()
