@@ -95,7 +95,7 @@ async def simulated_node(target: str, index: int, pool: list[list[stats_pb2.Queu
 
 def run_simulator(target: str, first: int, count: int, queues: int, stop_at: float) -> None:
     # The simulators share the machine with the coordinator: let it have the CPU first.
-    os.nice(10)
+    os.nice(19)
     pool = sample_pool(queues, first)
 
     async def main() -> None:

@@ -24,6 +24,7 @@ from octobot.v1 import admin_pb2
 
 # Upper bounds (seconds) of the exposed latency buckets.
 BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+LE = [*(str(b) for b in BOUNDS), "+Inf"]
 KINDS = (("run", "octobot_task_run_seconds", "Task run time (start to end)"),
          ("wait", "octobot_task_wait_seconds", "Time from enqueue to task start"),
          ("e2e", "octobot_task_end_to_end_seconds", "Time from enqueue to task end"))
@@ -48,7 +49,8 @@ class Scrape:
     """What one scrape shows, copied on the event loop."""
 
     totals: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    gauges: dict[tuple[str, str, str], tuple[int, int, int]] = field(default_factory=dict)
+    per_node: list[tuple[str, str, int, int]] = field(default_factory=list)  # queue, node, in flight, busy
+    backlogs: dict[str, int] = field(default_factory=dict)
     # (queue, dc) -> kind -> (cumulative bucket counts, sum)
     latency: dict[tuple[str, str], dict[str, tuple[list[int], float]]] = field(default_factory=dict)
     nodes: list[tuple[str, str, bool, int]] = field(default_factory=list)  # id, dc, up, applied generation
@@ -69,9 +71,8 @@ async def take_scrape(app: Coordinator) -> Scrape:
                              app.sessions.state(r.node_id) == admin_pb2.NODE_STATE_UP,
                              session.applied_generation if session else 0))
     scrape.totals = {key: list(counts) for key, counts in stats.totals.items()}
-    scrape.gauges = {(q, n, ""): (f, b, -1) for q, n, f, b in stats.gauges.per_node()}
-    for q, _ in stats.series_keys(""):
-        scrape.gauges[(q, "", "")] = (0, 0, stats.gauges_now(q, "", "").backlog)
+    scrape.per_node = sorted(stats.gauges.per_node())
+    scrape.backlogs = {q: stats.gauges_now(q, "", "").backlog for q, _ in stats.series_keys("")}
     for (q, v), b in stats.cumulative.items():
         scrape.latency[(q, v)] = {kind: (cumulative_buckets(getattr(b, kind)), getattr(b, kind).sum)
                                   for kind, _, _ in KINDS}
@@ -95,19 +96,17 @@ class StatsCollector(Collector):
         busy = GaugeMetricFamily("octobot_busy_slots", "Slots running a task now", labels=["queue", "node", "dc"])
         backlog = GaugeMetricFamily("octobot_backlog", "Messages waiting in the broker (-1: unknown)",
                                     labels=["queue"])
-        for (queue, node, _), (f, b, depth) in sorted(scrape.gauges.items()):
-            if node:
-                in_flight.add_metric([queue, node, scrape.dcs.get(node, "")], f)
-                busy.add_metric([queue, node, scrape.dcs.get(node, "")], b)
-            else:
-                backlog.add_metric([queue], depth)
+        for queue, node, f, b in scrape.per_node:
+            in_flight.add_metric([queue, node, scrape.dcs.get(node, "")], f)
+            busy.add_metric([queue, node, scrape.dcs.get(node, "")], b)
+        for queue, depth in sorted(scrape.backlogs.items()):
+            backlog.add_metric([queue], depth)
         yield from (in_flight, busy, backlog)
         for kind, name, help_text in KINDS:
             family = HistogramMetricFamily(name, help_text, labels=["queue", "dc"])
             for (queue, dc), kinds in sorted(scrape.latency.items()):
                 counts, total = kinds[kind]
-                bounds = [*(str(b) for b in BOUNDS), "+Inf"]
-                family.add_metric([queue, dc], list(zip(bounds, counts)), total)
+                family.add_metric([queue, dc], list(zip(LE, counts)), total)
             yield family
         up = GaugeMetricFamily("octobot_node_up", "1 while the node heartbeats, else 0", labels=["node", "dc"])
         applied = GaugeMetricFamily("octobot_node_applied_generation", "Assignment generation the node runs",

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
 from octobot.coordinator.stats_gauges import NODE, Dims, GaugeTotal, Gauges
-from octobot.coordinator.stats_series import RETENTION, NodeSeries, Series
+from octobot.coordinator.stats_series import RETENTION, SEAL_SPREAD, NodeSeries, Series
 from octobot.coordinator.store import StatsMinute
 from octobot.v1 import node_pb2, stats_pb2
 
@@ -137,7 +137,8 @@ class ClusterStats:
             if in_memory:
                 node = self._nodes.get((queue, node_id))
                 if node is None:
-                    node = self._nodes[(queue, node_id)] = NodeSeries(self.closed_until - self.closed_until % 60)
+                    node = self._nodes[(queue, node_id)] = NodeSeries(
+                        self.closed_until - self.closed_until % 60, len(self._nodes) % SEAL_SPREAD)
                 node.add(second, raw, newest)
             if not closed:
                 inbox.append((queue, dims, raw))
@@ -181,10 +182,11 @@ class ClusterStats:
                     del series[key]
                 await pace()
         for key, node in list(self._nodes.items()):
-            node.seal(end)
-            if node.prune(newest):
-                del self._nodes[key]
-            await pace()
+            if node.due(start, end):
+                node.seal(end)
+                if node.prune(newest):
+                    del self._nodes[key]
+                await pace()
         self.gauges.expire(now, RETENTION)
 
     async def _close(self, second: int) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from octobot.coordinator.bucket_sums import sum_buckets
 from octobot.coordinator.store import STATS_COUNTS as COUNTS
 from octobot.histogram import DEFAULT_ACCURACY, Histogram
 from octobot.v1 import sample_columns_pb2, stats_pb2
@@ -93,20 +94,14 @@ def merged_compact(values: Iterable[bytes]) -> Bucket:
 def _merge_columns(h: Histogram, c: sample_columns_pb2.HistogramColumns) -> None:
     if c.relative_accuracy and (np.array(c.relative_accuracy) != DEFAULT_ACCURACY).any():
         return  # only a node built otherwise sends another accuracy: its latencies cannot be merged
-    indexes = np.array(c.indexes, dtype=np.int64)
-    if indexes.size:
-        counts = np.array(c.counts, dtype=np.int64)
-        low = int(indexes.min())
-        sums = np.bincount(indexes - low, weights=counts).astype(np.int64)
-        present = np.flatnonzero(sums)
-        buckets = h.buckets
-        get = buckets.get
-        for index, count in zip((present + low).tolist(), sums[present].tolist()):
-            buckets[index] = get(index, 0) + count
-        h.count += int(counts.sum())
+    indexes, counts = sum_buckets(c.indexes, c.counts)
+    buckets = h.buckets
+    get = buckets.get
+    for index, count in zip(indexes, counts):
+        buckets[index] = get(index, 0) + count
     zeros = sum(c.zero_count)
     h.zero_count += zeros
-    h.count += zeros
+    h.count += zeros + sum(counts)
     h.sum += sum(c.sum)
 
 

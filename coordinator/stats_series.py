@@ -4,7 +4,7 @@ A ``Series`` (a queue, or a queue on the nodes sharing a label value) keeps
 1 s buckets for 15 minutes, plus 10 s and 1 min blocks built from them as
 they close, so a 15 minute window merges about 30 buckets instead of 900.
 A ``NodeSeries`` (a queue on one node; there may be 20,000 of them) keeps
-each second's sample as received for 90 s and merged minutes for 15
+each second's sample as received for 100 s and merged minutes for 15
 minutes: 1 s buckets of every node for 15 minutes would not fit in memory.
 
 A late sample (a node's buffer sent after an outage) is appended to every
@@ -20,7 +20,10 @@ from octobot.coordinator.stats_bucket import Bucket, merged_compact
 RETENTION = 15 * 60
 # Block widths of a Series, coarsest first.
 BLOCKS = (60, 10)
-NODE_SECONDS = 90
+NODE_SECONDS = 100
+# Node minutes are sealed over this many seconds after they end, a slice of
+# the nodes each second, rather than 20,000 at once.
+SEAL_SPREAD = 20
 
 
 def _prune(slots: dict[int, Any], oldest: int) -> None:
@@ -97,13 +100,15 @@ class Series:
 
 
 class NodeSeries:
-    __slots__ = ("seconds", "minutes", "sealed_until")
+    __slots__ = ("seconds", "minutes", "sealed_until", "slot")
 
-    def __init__(self, sealed_until: int) -> None:
+    def __init__(self, sealed_until: int, slot: int) -> None:
         self.seconds: dict[int, bytes] = {}
         self.minutes: dict[int, bytes] = {}
         # Minutes before this second are merged into ``minutes``.
         self.sealed_until = sealed_until
+        # Sealed and pruned when the closed seconds pass a multiple of SEAL_SPREAD plus this.
+        self.slot = slot
 
     def add(self, second: int, raw: bytes, newest: int) -> None:
         """A sample as received (serialized); ``newest`` is the current second."""
@@ -120,8 +125,12 @@ class NodeSeries:
                 self.minutes[minute] = merged_compact(raw).compact()
         self.sealed_until = max(self.sealed_until, until - until % 60)
 
+    def due(self, start: int, end: int) -> bool:
+        """Whether its turn to be sealed comes as seconds [start, end) close."""
+        return (end - self.slot) // SEAL_SPREAD > (start - self.slot) // SEAL_SPREAD
+
     def collect(self, start: int, end: int, out: list[bytes]) -> None:
-        """The compact buckets that make up [start, end). Before the last 90 s only
+        """The compact buckets that make up [start, end). Before the last 100 s only
         whole minutes are known, so a ``start`` there moves back to its minute."""
         if start < end - NODE_SECONDS + 5:
             start -= start % 60

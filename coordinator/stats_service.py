@@ -15,7 +15,7 @@ import grpc
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.stats import NODE, GaugeTotal, Key, parse_duration
-from octobot.coordinator.stats_bucket import Bucket, percentiles
+from octobot.coordinator.stats_bucket import Bucket, merged, percentiles
 from octobot.coordinator.stats_series import RETENTION
 from octobot.v1 import stats_pb2, stats_pb2_grpc
 
@@ -42,13 +42,6 @@ def _point(at: int, b: Bucket, seconds: float) -> stats_pb2.Point:
                             end_to_end=percentiles(b.e2e))
     point.at.FromSeconds(at)
     return point
-
-
-def _merged(buckets: list[Bucket]) -> Bucket:
-    total = Bucket()
-    for b in buckets:
-        total.add(b)
-    return total
 
 
 class StatsService(stats_pb2_grpc.StatsServiceServicer):
@@ -119,7 +112,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         resp = stats_pb2.GetClusterResponse(window_seconds=window, queues=[
             _row(q, "", b, seconds, stats.gauges_now(q, "", "")) for (q, _), b in sorted(buckets.items())])
         if not dim:
-            resp.totals.append(_row("", "", _merged(list(buckets.values())), seconds, stats.gauges_now("", "", "")))
+            resp.totals.append(_row("", "", merged(list(buckets.values())), seconds, stats.gauges_now("", "", "")))
             return resp
         groups, seconds = await self._window_rows(dim, start, end, queue)
         by_value: dict[str, list[Bucket]] = {}
@@ -127,7 +120,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
             resp.groups.append(_row(q, v, b, seconds, stats.gauges_now(q, dim, v)))
             by_value.setdefault(v, []).append(b)
         for v, bs in sorted(by_value.items()):
-            resp.totals.append(_row("", v, _merged(bs), seconds, stats.gauges_now("", dim, v)))
+            resp.totals.append(_row("", v, merged(bs), seconds, stats.gauges_now("", dim, v)))
         return resp
 
     # -- RPCs -------------------------------------------------------------------
@@ -158,7 +151,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
             window_seconds=window,
             queues=[_row(q, request.node_id, b, seconds, stats.gauges_now(q, NODE, request.node_id))
                     for q, b in mine.items()],
-            total=_row("", request.node_id, _merged(list(mine.values())), seconds, stats.gauges_now("", NODE, request.node_id)))
+            total=_row("", request.node_id, merged(list(mine.values())), seconds, stats.gauges_now("", NODE, request.node_id)))
 
     @rpc_errors
     async def QueryRange(self, request: stats_pb2.QueryRangeRequest, context: Ctx) -> stats_pb2.QueryRangeResponse:
@@ -188,7 +181,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
             series.setdefault(v, []).append(buckets)
         resp = stats_pb2.QueryRangeResponse(step_seconds=step)
         for v, per_queue in series.items():
-            points = [_point(first + i * step, _merged([bs[i] for bs in per_queue]),
+            points = [_point(first + i * step, merged([bs[i] for bs in per_queue]),
                              max(1, min(end, first + (i + 1) * step) - first - i * step)) for i in range(count)]
             resp.series.append(stats_pb2.Series(queue=request.queue, group=v, points=points))
         return resp

@@ -21,15 +21,16 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, select, tuple_
+from sqlalchemy import Engine, create_engine, delete, event, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from octobot import queue_specs
 from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow
 from octobot.coordinator.planner import runs_on
-from octobot.histogram import Histogram
-from octobot.v1 import admin_pb2, queue_pb2, stats_pb2
+from octobot.coordinator.bucket_sums import sum_buckets
+from octobot.histogram import DEFAULT_ACCURACY
+from octobot.v1 import admin_pb2, queue_pb2, sample_columns_pb2, stats_pb2
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -88,9 +89,12 @@ STATS_HISTOGRAMS = ("run_time", "wait_time", "end_to_end")
 
 
 def _merged_histogram(a: bytes, b: bytes) -> bytes:
-    h = Histogram.from_proto(stats_pb2.Histogram.FromString(a))
-    h.merge_proto(stats_pb2.Histogram.FromString(b))
-    return h.to_proto().SerializeToString()
+    """Two serialized histograms (of the same accuracy) as one."""
+    both = sample_columns_pb2.HistogramColumns.FromString(a + b)
+    indexes, counts = sum_buckets(both.indexes, both.counts)
+    return stats_pb2.Histogram(relative_accuracy=max(both.relative_accuracy, default=DEFAULT_ACCURACY),
+                               indexes=indexes, counts=counts, zero_count=sum(both.zero_count),
+                               sum=sum(both.sum)).SerializeToString()
 
 
 def normalize_db_url(url: str) -> str:
@@ -307,8 +311,10 @@ class Store:
         if not last_seen:
             return
         with self._tx() as session:
-            for row in session.scalars(select(NodeRow).where(NodeRow.node_id.in_(last_seen))):
-                row.last_seen = last_seen[row.node_id]
+            known = set(session.scalars(select(NodeRow.node_id).where(NodeRow.node_id.in_(last_seen))))
+            # One executemany, not an ORM object per node: 1,000 nodes every few seconds.
+            rows = [{"node_id": n, "last_seen": t} for n, t in last_seen.items() if n in known]
+            session.execute(update(NodeRow), rows)
 
     @staticmethod
     def _node_row(session: Session, node_id: str) -> NodeRow:

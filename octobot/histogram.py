@@ -52,19 +52,6 @@ class Histogram:
         self.count += other.count
         self.sum += other.sum
 
-    def merge_proto(self, msg: stats_pb2.Histogram) -> None:
-        """Add a wire histogram without building a Histogram for it (the coordinator's hot path)."""
-        if msg.relative_accuracy and msg.relative_accuracy != self.accuracy:
-            raise ValueError("cannot merge histograms of different accuracy")
-        buckets = self.buckets
-        get = buckets.get
-        for index, count in zip(msg.indexes, msg.counts):
-            buckets[index] = get(index, 0) + count
-            self.count += count
-        self.zero_count += msg.zero_count
-        self.count += msg.zero_count
-        self.sum += msg.sum
-
     def quantile(self, q: float) -> float:
         """The q-quantile (0..1), 0.0 for an empty histogram."""
         return self.quantiles([q])[0]
