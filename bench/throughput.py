@@ -12,7 +12,7 @@ For the chosen backend it prints:
 - stats cost: the same with the node's stats recording off (--no-stats), and
   the on/off ratio (goal >= 0.97);
 - ceiling: the same N drained by the tightest plain client loop (bench/ceiling.py);
-- latency: enqueue -> finish p50/p99 at a steady 1,000 tasks/s for 5 s.
+- latency: enqueue -> finish p50/p99 at a steady 1,000 tasks/s for 5 s (a queue of its own).
 With `--task cpu` every task burns 1 ms of CPU holding the GIL: compare
 `--processes 1` with `--processes 2` for the speed-up of worker processes.
 """
@@ -76,18 +76,25 @@ def drain_rate(opts: argparse.Namespace, work: Path, url: str, record_stats: boo
         if not record_stats:
             return rate, 0.0, 0.0
 
-        # Steady load: 1,000 tasks/s for 5 s, then the window's end-to-end percentiles.
+        # Steady load on a queue of its own: 1,000 tasks/s for 5 s, then the
+        # end-to-end percentiles of exactly those tasks, once all are reported.
+        steady = f"{queue}-steady"
+        octoctl(coord.target, "queue", "add", steady, "--backend", opts.backend, "--url", url,
+                "--concurrency", str(opts.concurrency))
         stub = stats_pb2_grpc.StatsServiceStub(rpc.make_channel(coord.target))
+        steady_producer = open_backend(opts.backend, steady, url)
         start, sent = time.perf_counter(), 0
         while (elapsed := time.perf_counter() - start) < 5:
             due = int(elapsed * 1000) - sent
             if due > 0:
-                producer.publish([Envelope.new("demo.noop").completed().encode() for _ in range(due)])
+                steady_producer.publish([Envelope.new("demo.noop").completed().encode() for _ in range(due)])
                 sent += due
             time.sleep(0.001)
-        time.sleep(1)
-        report = queue_report(stub, queue, "5s")
-        return rate, report.end_to_end.p50 if report else 0.0, report.end_to_end.p99 if report else 0.0
+        steady_producer.close()
+        report = wait_until(lambda: (r := queue_report(stub, steady, "15m")) and r.succeeded >= sent and r,
+                            timeout=60, what="the steady tasks to be reported")
+        cleanup(opts.backend, url, steady)
+        return rate, report.end_to_end.p50, report.end_to_end.p99
     finally:
         producer.close()
         node.terminate()
