@@ -8,6 +8,7 @@ import asyncio
 import logging
 import math
 import re
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -23,6 +24,10 @@ log = logging.getLogger("octobot.coordinator.stats")
 Ctx = grpc.aio.ServicerContext
 
 MAX_POINTS = 1500
+# Snapshots asked for within HOT_FOR seconds are kept fresh; one more than
+# STALE_AFTER seconds behind the closed seconds is computed on the spot.
+HOT_FOR = 10.0
+STALE_AFTER = 2
 WATCH_INTERVALS = (0.2, 60.0)
 _LABEL = re.compile(r"^[A-Za-z0-9_.\-/]{1,63}$")
 
@@ -48,7 +53,9 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
     def __init__(self, app: Coordinator) -> None:
         self.app = app
         self.stats = app.stats
-        self._snapshots: dict[tuple[int, str, str | None, int], asyncio.Future[stats_pb2.GetClusterResponse]] = {}
+        # (window, by, queue) -> (closed second it covers, snapshot), and when it was last asked for.
+        self._latest: dict[tuple[int, str, str | None], tuple[int, stats_pb2.GetClusterResponse]] = {}
+        self._asked: dict[tuple[int, str, str | None], float] = {}
 
     # -- validation -----------------------------------------------------------
 
@@ -91,17 +98,34 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         return {k: v[0] for k, v in steps.items()}, max(1.0, end - max(start, known))
 
     async def _cluster(self, window: int, by: str, queue: str | None = None) -> stats_pb2.GetClusterResponse:
-        """A snapshot, computed once per closed second however many dashboards ask."""
-        key = (window, by, queue, self.stats.closed_until)
-        if (ready := self._snapshots.get(key)) is None:
-            if len(self._snapshots) > 64:
-                self._snapshots.clear()
-            ready = self._snapshots[key] = asyncio.ensure_future(self._compute_cluster(window, by, queue, key[-1]))
-        try:
-            return await asyncio.shield(ready)
-        except BaseException:
-            self._snapshots.pop(key, None)
-            raise
+        """The latest snapshot: ``refresh`` recomputes the ones asked for lately as
+        each second closes, so however many dashboards ask, a call only reads it."""
+        key = (window, by, queue)
+        latest = self._latest.get(key)
+        if latest is None or latest[0] < self.stats.closed_until - STALE_AFTER:
+            end = self.stats.closed_until
+            latest = self._latest[key] = (end, await self._compute_cluster(window, by, queue, end))
+        self._asked[key] = time.monotonic()
+        return latest[1]
+
+    async def refresh(self, every: float = 0.1) -> None:
+        """Keep the snapshots asked for in the last HOT_FOR seconds up to date."""
+        done = 0
+        while True:
+            await asyncio.sleep(every)
+            end = self.stats.closed_until
+            if end == done:
+                continue
+            done = end
+            for key, asked in list(self._asked.items()):
+                if time.monotonic() - asked > HOT_FOR:
+                    del self._asked[key]
+                    self._latest.pop(key, None)
+                    continue
+                try:
+                    self._latest[key] = (end, await self._compute_cluster(*key, end))
+                except Exception:  # the asker got this error itself; nothing to keep
+                    log.exception("refreshing stats snapshot %s", key)
 
     async def _compute_cluster(self, window: int, by: str, queue: str | None,
                                end: int) -> stats_pb2.GetClusterResponse:
