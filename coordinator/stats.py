@@ -1,6 +1,8 @@
-"""Cluster statistics: node samples merged at ingest into series per queue,
-per (queue, node label value) and per (queue, node). Views are merges of
-those series' histograms, never averages of percentiles.
+"""Cluster statistics: node samples, kept as received until their second
+closes (GRACE seconds later), then merged once per (queue, node label set)
+into series per queue and per (queue, node label value); each node's own
+samples make its per-(queue, node) series. Views are merges of those
+series' histograms, never averages of percentiles.
 
 The queue and label series are flushed every few seconds as 1 minute
 rollups to the store; the store answers for time older than 15 minutes and
