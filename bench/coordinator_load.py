@@ -173,7 +173,8 @@ def main() -> None:
     print(f"coordinator CPU {cpu * 100:.0f} % of one core (average over {elapsed:.0f} s), RSS {rss:.0f} MiB, "
           f"ingest {ingest:,.0f} samples/s ({ingest / opts.queues:,.0f} reports/s)")
     for by, seen in latencies.items():
-        print(f"GetCluster window 1m{' by ' + by if by else ''} ({rows} queues): p50 {quantile(seen, 0.5) * 1000:.1f} ms, "
+        name = f"GetCluster window 1m{' by ' + by if by else ''} ({rows} queues)"
+        print(f"{name}: p50 {quantile(seen, 0.5) * 1000:.1f} ms, "
               f"p99 {quantile(seen, 0.99) * 1000:.1f} ms, max {max(seen) * 1000:.1f} ms over {len(seen)} calls")
     channel.close()
     for c in clients:

@@ -170,12 +170,11 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         self._dim(NODE, end - window)
         buckets, seconds = await self._window_rows(NODE, end - window, end)
         mine = {q: b for (q, n), b in sorted(buckets.items()) if n == request.node_id}
-        stats = self.stats
+        node, stats = request.node_id, self.stats
         return stats_pb2.GetNodeStatsResponse(
             window_seconds=window,
-            queues=[_row(q, request.node_id, b, seconds, stats.gauges_now(q, NODE, request.node_id))
-                    for q, b in mine.items()],
-            total=_row("", request.node_id, merged(list(mine.values())), seconds, stats.gauges_now("", NODE, request.node_id)))
+            queues=[_row(q, node, b, seconds, stats.gauges_now(q, NODE, node)) for q, b in mine.items()],
+            total=_row("", node, merged(list(mine.values())), seconds, stats.gauges_now("", NODE, node)))
 
     @rpc_errors
     async def QueryRange(self, request: stats_pb2.QueryRangeRequest, context: Ctx) -> stats_pb2.QueryRangeResponse:

@@ -185,7 +185,8 @@ def test_restart_keeps_rollups_and_takes_buffered_samples(procs: Processes, tmp_
     coord = procs.restart(coord)
 
     def counts(*args: str) -> list[tuple[str, str]]:
-        return [(r.get("group", ""), r["succeeded"]) for r in octoctl_json(coord.target, "stats", "--queue", key, *args)]
+        rows = octoctl_json(coord.target, "stats", "--queue", key, *args)
+        return [(r.get("group", ""), r["succeeded"]) for r in rows]
 
     # The time before the restart comes from the rollups, the outage from the node's buffer.
     wait_until(lambda: counts("--window", "1h") == [("", "35")], what="35 tasks over the last hour")
