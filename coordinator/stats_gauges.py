@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from octobot.v1 import stats_pb2
 
 GAUGE_TTL = 5.0
 NODE = "node"

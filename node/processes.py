@@ -85,7 +85,7 @@ def merge_samples(samples: list[stats_pb2.QueueSample], latest: list[stats_pb2.Q
     return out
 
 
-def _child_main(index: int, conn: Connection, consumer_name: str, task_modules: list[str], interval: float,
+def _child_main(conn: Connection, consumer_name: str, task_modules: list[str], interval: float,
                 drain_timeout: float, max_workers: int | None, log_level: str, record_stats: bool) -> None:
     """A worker process: apply what the parent sends, report every interval."""
     setup_logging(log_level)
@@ -140,7 +140,7 @@ class ProcessPool:
         task_modules, interval, drain_timeout, log_level, record_stats = self._args
         child.process = self._ctx.Process(
             target=_child_main, name=f"octobot-worker-{child.index}",
-            args=(child.index, child_end, f"{self.node_id}/{child.index}", task_modules, interval, drain_timeout,
+            args=(child_end, f"{self.node_id}/{child.index}", task_modules, interval, drain_timeout,
                   budget, log_level, record_stats))
         child.process.start()
         child_end.close()
