@@ -12,6 +12,7 @@ from octobot import tasks
 from octobot.backends import Backend, BrokerUnavailable, Delivery
 from octobot.envelope import BadMessage, Envelope
 from octobot.node.metrics import QueueMetrics
+from octobot.node.timeouts import TaskGuard, TaskTimeout
 from octobot.v1 import queue_pb2
 
 log = logging.getLogger("octobot.node.execute")
@@ -25,9 +26,10 @@ def retry_delay(base: float, attempt: int) -> float:
     return nominal * random.uniform(0.5, 1.5)
 
 
-def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, metrics: QueueMetrics) -> bool:
-    """Run one message. Failures are retried or dead-lettered here; True means
-    the task succeeded and the caller must ack the message (acks are batched)."""
+def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, metrics: QueueMetrics,
+            guard: TaskGuard) -> bool:
+    """Run one message on the thread ``guard`` belongs to. Failures are retried or dead-lettered
+    here; True means the task succeeded and the caller must ack the message (acks are batched)."""
     try:
         envelope = Envelope.parse(delivery.body, spec.max_message_bytes)
     except BadMessage as exc:
@@ -40,9 +42,12 @@ def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
 
     started = time.time()
     try:
-        fn(*envelope.args, **envelope.kwargs)
-    except Exception as exc:
+        with guard.running():
+            fn(*envelope.args, **envelope.kwargs)
+    except (Exception, TaskTimeout) as exc:
         metrics.finished(False, envelope.enqueued_at, started, time.time())
+        if isinstance(exc, TaskTimeout):
+            exc = TaskTimeout(f"ran longer than the queue's task_timeout of {spec.task_timeout:g} s")
         _failed(delivery, spec, backend, metrics, envelope, exc)
         return False
     metrics.finished(True, envelope.enqueued_at, started, time.time())
@@ -50,7 +55,7 @@ def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
 
 
 def _failed(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, metrics: QueueMetrics,
-            envelope: Envelope, exc: Exception) -> None:
+            envelope: Envelope, exc: BaseException) -> None:
     max_retries = spec.max_retries if envelope.max_retries is None else envelope.max_retries
     if envelope.attempt < max_retries:
         delay = retry_delay(spec.retry_backoff, envelope.attempt)

@@ -66,3 +66,13 @@ def on_start() -> None:
 
 def on_stop() -> None:
     _redis.set(f"{os.environ['E2E_HOOK_KEY']}:stopped", time.time())
+
+
+@octobot.task(name="e2e.spin")
+def spin(key: str, seconds: float) -> None:
+    """Busy Python work for ``seconds`` (a task_timeout interrupts it), counted when it completes."""
+    _redis.incr(f"{key}:spinning")
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    _redis.incr(f"{key}:spun")

@@ -523,7 +523,6 @@ class AmqpBackend(Backend):
 
     schemes = ("amqp", "amqps")
     default_url = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    acks_free_slots = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -95,10 +95,6 @@ class Backend(ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: URL used when a queue names the backend but no URL.
     default_url: ClassVar[str] = ""
-    #: True for brokers that push up to the prefetch (AMQP): an unacked finished
-    #: message holds a slot of the window there, so the node acks each one at
-    #: once (the backend batches them itself) instead of with the next fetch.
-    acks_free_slots: ClassVar[bool] = False
 
     def __init__(self, queue: str, url: str, options: Mapping[str, str] | None = None,
                  *, consumer_name: str = "octobot", visibility_timeout: float = 30.0, prefetch: int = 0) -> None:
