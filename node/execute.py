@@ -42,7 +42,7 @@ def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
 
     started = time.time()
     try:
-        with guard.running():
+        with guard:
             fn(*envelope.args, **envelope.kwargs)
     except (Exception, TaskTimeout) as exc:
         metrics.finished(False, envelope.enqueued_at, started, time.time())

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 
 class TaskTimeout(BaseException):
@@ -30,6 +29,11 @@ def _raise_in(thread_ident: int, exc_type: type[BaseException] | None) -> None:
 class TaskGuard:
     """The task a worker thread is running, which another thread may interrupt.
 
+        guard = TaskGuard()      # on the worker thread
+        with guard:              # around each task call
+            task()
+        guard.interrupt()        # from any thread
+
     The lock makes interrupting and leaving the task exclusive, so the
     exception never lands in the worker's own code after the task.
     """
@@ -40,18 +44,16 @@ class TaskGuard:
         self._armed = False
         self._fired = False
 
-    @contextmanager
-    def running(self) -> Iterator[None]:
-        """Around the task call, on the worker thread."""
+    def __enter__(self) -> None:
         with self._lock:
             self._armed, self._fired = True, False
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._armed = False
-                if self._fired:  # fired as the task returned: it may still be pending
-                    _raise_in(self._ident, None)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        with self._lock:
+            self._armed = False
+            if self._fired:  # fired as the task returned: it may still be pending
+                _raise_in(self._ident, None)
 
     def interrupt(self) -> bool:
         """Raise TaskTimeout in the running task, once; False if no task is running."""

@@ -21,6 +21,10 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every message: json.loads with options builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def _count(value: object) -> bool:
     """A non-negative integer; JSON true/false are not counts."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -58,7 +62,7 @@ class Envelope:
         if max_bytes and len(raw) > max_bytes:
             raise BadMessage(f"message is {len(raw)} bytes, over the {max_bytes}-byte limit")
         try:
-            data = json.loads(raw, parse_constant=_no_constants)
+            data = _DECODER.decode(raw.decode())
         except json.JSONDecodeError as exc:
             raise BadMessage(f"not JSON: {exc.msg} at character {exc.pos}") from None
         except (ValueError, UnicodeDecodeError) as exc:

@@ -247,7 +247,7 @@ class _Link:
             pass  # it is going away either way
 
     def _tick(self) -> None:
-        """Periodic work on the link's thread."""
+        """Work on the link's thread after each round of I/O events (at least every TICK)."""
 
     def _died(self) -> None:
         """Clean up after the connection is lost."""
@@ -339,8 +339,9 @@ class _Consumer(_Link):
     def __init__(self, params: pika.URLParameters, queue: str, declare: Callable[[BlockingChannel], object]) -> None:
         self._queue = queue
         self._cond = threading.Condition()
-        # Guarded by _cond: buffered deliveries, and acks waiting for the link's thread.
+        # Buffered deliveries: appended by the link's thread, taken under _cond.
         self._ready: deque[Delivery] = deque()
+        # Guarded by _cond: acks waiting for the link's thread.
         self._acks: list[int] = []
         self._flush_posted = False
         # Written on the link's thread only (other threads may read them).
@@ -348,6 +349,7 @@ class _Consumer(_Link):
         self._consumer_tag: str | None = None
         self._qos = 0  # prefetch of the current (or next) subscription
         self._last_take = time.monotonic()
+        self._fresh = False  # deliveries arrived that the fetcher was not told about yet
 
         def setup(channel: BlockingChannel) -> None:
             declare(channel)
@@ -420,9 +422,9 @@ class _Consumer(_Link):
     def _on_message(self, _channel: BlockingChannel, method: Basic.Deliver, _properties: BasicProperties,
                     body: bytes) -> None:
         self._open.add(method.delivery_tag)
-        with self._cond:
-            self._ready.append(Delivery(body=body, receipt=(self, method.delivery_tag)))
-            self._cond.notify()
+        # No wake-up per message: _tick wakes the fetcher once for all that one read brought.
+        self._ready.append(Delivery(body=body, receipt=(self, method.delivery_tag)))
+        self._fresh = True
 
     def _flush_acks(self) -> None:
         with self._cond:
@@ -456,6 +458,10 @@ class _Consumer(_Link):
         self.channel.queue_declare(self._queue, passive=True)
 
     def _tick(self) -> None:
+        if self._fresh:
+            self._fresh = False
+            with self._cond:
+                self._cond.notify()
         if self._consumer_tag is not None and self._ready and time.monotonic() - self._last_take > IDLE_GIVE_BACK:
             self._give_back([])
 
