@@ -10,7 +10,9 @@ For the chosen backend it prints:
   has nothing left to hand out: the last in-flight tasks, at most the
   concurrency, are noise at these N);
 - stats cost: the same with the node's stats recording off (--no-stats), and
-  the on/off ratio (goal >= 0.97);
+  the on/off ratio (goal >= 0.97); on and off alternate for --rounds rounds
+  and each rate printed is the median, since single runs on a shared VM
+  differ by more than what recording costs;
 - ceiling: the same N drained by the tightest plain client loop (bench/ceiling.py);
 - latency: enqueue -> finish p50/p99 at a steady 1,000 tasks/s for 5 s (a queue of its own).
 With `--task cpu` every task burns 1 ms of CPU holding the GIL: compare
@@ -20,6 +22,7 @@ With `--task cpu` every task burns 1 ms of CPU holding the GIL: compare
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -58,12 +61,15 @@ def queue_report(stub: stats_pb2_grpc.StatsServiceStub, queue: str, window: str)
         return None
 
 
-def drain_rate(opts: argparse.Namespace, work: Path, url: str, record_stats: bool) -> tuple[float, float, float]:
-    """Tasks/s draining a pre-filled queue; with stats on, also e2e p50/p99 at a steady 1,000/s."""
-    coord = Coordinator(f"sqlite:///{work / f'octobot-{record_stats}.db'}", work)
-    extra = ("--processes", str(opts.processes), "--stats" if record_stats else "--no-stats")
-    node = Node(coord.target, work, f"bench-{record_stats}", [], tasks="octobot.demo", interval=0.2, extra=extra)
+def drain_rate(opts: argparse.Namespace, work: Path, url: str, record_stats: bool,
+               latency: bool = False) -> tuple[float, float, float]:
+    """Tasks/s draining a pre-filled queue; with ``latency`` (needs stats), also e2e p50/p99 at a
+    steady 1,000/s."""
     queue = f"bench-{uuid.uuid4().hex[:8]}"
+    # A fresh coordinator store and node state per drain: nothing of an earlier round runs along.
+    coord = Coordinator(f"sqlite:///{work / f'{queue}.db'}", work)
+    extra = ("--processes", str(opts.processes), "--stats" if record_stats else "--no-stats")
+    node = Node(coord.target, work, queue, [], tasks="octobot.demo", interval=0.2, extra=extra)
     producer = open_backend(opts.backend, queue, url)
     try:
         octoctl(coord.target, "queue", "add", queue, "--backend", opts.backend, "--url", url, "--paused",
@@ -73,7 +79,7 @@ def drain_rate(opts: argparse.Namespace, work: Path, url: str, record_stats: boo
         octoctl(coord.target, "queue", "resume", queue)
         wait_until(lambda: producer.depth() == 0, timeout=900, interval=0.02, what="the node to drain the queue")
         rate = opts.n / (time.perf_counter() - t0)
-        if not record_stats:
+        if not latency:
             return rate, 0.0, 0.0
 
         # Steady load on a queue of its own: 1,000 tasks/s for 5 s, then the
@@ -118,18 +124,24 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads for the queue")
     parser.add_argument("--processes", type=int, default=1, help="node worker processes")
     parser.add_argument("--task", choices=sorted(TASKS), default="noop")
+    parser.add_argument("--rounds", type=int, default=3, help="stats on/off drains to take the median of")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         url = queue_url(opts.backend, work)
-        rate, p50, p99 = drain_rate(opts, work, url, record_stats=True)
+        rate, p50, p99 = drain_rate(opts, work, url, record_stats=True, latency=True)
         what = f"{opts.backend}, {opts.task} tasks, concurrency {opts.concurrency}, {opts.processes} process(es), n={opts.n}"
         if opts.task == "cpu":
             print(f"{what}: node {rate:,.0f} tasks/s")
             return
-        rate_off, _, _ = drain_rate(opts, work, url, record_stats=False)
+        on, off = [rate], [drain_rate(opts, work, url, record_stats=False)[0]]
+        for _ in range(opts.rounds - 1):
+            on.append(drain_rate(opts, work, url, record_stats=True)[0])
+            off.append(drain_rate(opts, work, url, record_stats=False)[0])
+        rate, rate_off = statistics.median(on), statistics.median(off)
         top = ceiling(opts, url)
-    print(f"{what}:\n  node {rate:,.0f} tasks/s (stats off {rate_off:,.0f}/s, ratio {rate / rate_off:.2f})"
+    print(f"{what}:\n  node {rate:,.0f} tasks/s, median of {opts.rounds} (stats off {rate_off:,.0f}/s, "
+          f"ratio {rate / rate_off:.2f}; runs {' '.join(f'{r:,.0f}' for r in on)} / {' '.join(f'{r:,.0f}' for r in off)})"
           f" | ceiling {top:,.0f} msg/s | node/ceiling {rate / top:.2f}"
           f" | enqueue->finish at 1,000/s: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
 
