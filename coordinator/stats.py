@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
 from octobot.coordinator.stats_gauges import NODE, Dims, GaugeTotal, Gauges
-from octobot.coordinator.stats_series import RETENTION, SEAL_SPREAD, NodeSeries, Series
+from octobot.coordinator.stats_series import RETENTION, NodeSeries, Series
 from octobot.coordinator.store import StatsMinute
 from octobot.v1 import node_pb2, stats_pb2
 
@@ -140,7 +140,7 @@ class ClusterStats:
                 node = self._nodes.get((queue, node_id))
                 if node is None:
                     node = self._nodes[(queue, node_id)] = NodeSeries(
-                        self.closed_until - self.closed_until % 60, len(self._nodes) % SEAL_SPREAD)
+                        self.closed_until - self.closed_until % 60, len(self._nodes))
                 node.add(second, raw, newest)
             if not closed:
                 inbox.append((queue, dims, raw))
@@ -258,8 +258,8 @@ class ClusterStats:
     def series_keys(self, dim: str) -> list[Key]:
         return list(self._nodes if dim == NODE else self._dims.get(dim, {}))
 
-    def steps(self, dim: str, first: int, step: int, count: int, end: int, *, queue: str | None = None,
-              stored: list[StatsMinute] | None = None, flushed: int = 0) -> tuple[dict[Key, list[Bucket]], int]:
+    async def steps(self, dim: str, first: int, step: int, count: int, end: int, *, queue: str | None = None,
+                    stored: list[StatsMinute] | None = None, flushed: int = 0) -> tuple[dict[Key, list[Bucket]], int]:
         """Per (queue, value) of one dimension, a bucket for each of ``count`` steps
         from ``first`` (the last one ends at ``end``), and the earliest second data
         is known for. ``stored`` are that dimension's rollups up to the ``flushed``
@@ -283,7 +283,13 @@ class ClusterStats:
                     raws[(row.queue, row.value)] = [[] for _ in range(count)]
                 raws[(row.queue, row.value)][i].append(from_stored(row))
                 known = min(known, row.minute * 60)
-        return {key: [merged_compact(parts) for parts in steps] for key, steps in raws.items()}, known
+        # Merging is the costly part of a query: let the loop breathe between series.
+        merged_steps: dict[Key, list[Bucket]] = {}
+        pace = Pacer()
+        for key, steps in raws.items():
+            merged_steps[key] = [merged_compact(parts) for parts in steps]
+            await pace()
+        return merged_steps, known
 
     def finished_per_second(self, start: int, end: int) -> dict[str, list[int]]:
         """Per queue, tasks finished in each second of [start, end), for sparklines."""

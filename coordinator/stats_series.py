@@ -21,8 +21,10 @@ RETENTION = 15 * 60
 # Block widths of a Series, coarsest first.
 BLOCKS = (60, 10)
 NODE_SECONDS = 100
-# Node minutes are sealed over this many seconds after they end, a slice of
-# the nodes each second, rather than 20,000 at once.
+# Nodes are visited (sealed, pruned) every SEAL_SPREAD seconds, a slice of them
+# each second, and a node seals a minute at its first visit SEAL_SPREAD x (0, 1
+# or 2) seconds after the minute ends: the merging spreads over the whole
+# minute instead of piling up in its first 20 s (which starved queries there).
 SEAL_SPREAD = 20
 
 
@@ -100,15 +102,19 @@ class Series:
 
 
 class NodeSeries:
-    __slots__ = ("seconds", "minutes", "sealed_until", "slot")
+    __slots__ = ("seconds", "minutes", "sealed_until", "slot", "lag")
 
-    def __init__(self, sealed_until: int, slot: int) -> None:
+    def __init__(self, sealed_until: int, index: int) -> None:
+        """``index``: the how-manieth node series, which spreads their upkeep."""
         self.seconds: dict[int, bytes] = {}
         self.minutes: dict[int, bytes] = {}
         # Minutes before this second are merged into ``minutes``.
         self.sealed_until = sealed_until
-        # Sealed and pruned when the closed seconds pass a multiple of SEAL_SPREAD plus this.
-        self.slot = slot
+        # Visited when the closed seconds pass a multiple of SEAL_SPREAD plus this.
+        self.slot = index % SEAL_SPREAD
+        # How long after a minute ends it is sealed (never past its seconds' pruning:
+        # a visit seals before it prunes, and prunes only what is NODE_SECONDS old).
+        self.lag = index // SEAL_SPREAD % 3 * SEAL_SPREAD
 
     def add(self, second: int, raw: bytes, newest: int) -> None:
         """A sample as received (serialized); ``newest`` is the current second."""
@@ -117,8 +123,9 @@ class NodeSeries:
         if second < self.sealed_until:  # late: its minute is merged already
             _append(self.minutes, second - second % 60, raw)
 
-    def seal(self, until: int) -> None:
-        """Merge the minutes that ended by ``until`` from their seconds."""
+    def seal(self, now: int) -> None:
+        """Merge the minutes that ended ``lag`` seconds before ``now`` from their seconds."""
+        until = now - self.lag
         for minute in range(self.sealed_until, until - until % 60, 60):
             raw = [v for t in range(minute, minute + 60) if (v := self.seconds.get(t)) is not None]
             if raw:

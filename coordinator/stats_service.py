@@ -20,6 +20,10 @@ from octobot.coordinator.stats_bucket import Bucket, merged, percentiles
 from octobot.coordinator.stats_series import RETENTION
 from octobot.v1 import stats_pb2, stats_pb2_grpc
 
+# A window's bucket per (queue, value) and the seconds it covers; by (dim, start, queue).
+Rows = tuple[dict[Key, Bucket], float]
+Memo = dict[tuple[str, int, str | None], Rows]
+
 log = logging.getLogger("octobot.coordinator.stats")
 Ctx = grpc.aio.ServicerContext
 
@@ -85,17 +89,23 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
                      queue: str | None = None) -> tuple[dict[Key, list[Bucket]], int]:
         stats = self.stats
         if dim == NODE or not stats.needs_store(first):  # per-node figures live in memory only
-            return stats.steps(dim, first, step, count, end, queue=queue)
+            return await stats.steps(dim, first, step, count, end, queue=queue)
         flushed = stats.flushed_until
         stored = await self.app.db(self.app.store.stats_minutes, dim, first // 60, (flushed - 1) // 60, queue)
-        return stats.steps(dim, first, step, count, end, queue=queue, stored=stored, flushed=flushed)
+        return await stats.steps(dim, first, step, count, end, queue=queue, stored=stored, flushed=flushed)
 
-    async def _window_rows(self, dim: str, start: int, end: int, queue: str | None = None
-                           ) -> tuple[dict[Key, Bucket], float]:
-        """Per (queue, value), the window's bucket, and the seconds it covers."""
+    async def _window_rows(self, dim: str, start: int, end: int, queue: str | None = None,
+                           memo: Memo | None = None) -> Rows:
+        """Per (queue, value), the window's bucket, and the seconds it covers; kept in ``memo``
+        when given, for snapshots of the same second that need the same rows."""
+        if memo is not None and (rows := memo.get((dim, start, queue))) is not None:
+            return rows
         steps, known = await self._steps(dim, start, end - start, 1, end, queue)
         # Rates divide by the time covered, so a young cluster's rate is not diluted.
-        return {k: v[0] for k, v in steps.items()}, max(1.0, end - max(start, known))
+        rows = {k: v[0] for k, v in steps.items()}, max(1.0, end - max(start, known))
+        if memo is not None:
+            memo[(dim, start, queue)] = rows
+        return rows
 
     async def _cluster(self, window: int, by: str, queue: str | None = None) -> stats_pb2.GetClusterResponse:
         """The latest snapshot: ``refresh`` recomputes the ones asked for lately as
@@ -117,28 +127,29 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
             if end == done:
                 continue
             done = end
+            memo: Memo = {}  # window rows shared by this second's snapshots
             for key, asked in list(self._asked.items()):
                 if time.monotonic() - asked > HOT_FOR:
                     del self._asked[key]
                     self._latest.pop(key, None)
                     continue
                 try:
-                    self._latest[key] = (end, await self._compute_cluster(*key, end))
+                    self._latest[key] = (end, await self._compute_cluster(*key, end, memo))
                 except Exception:  # the asker got this error itself; nothing to keep
                     log.exception("refreshing stats snapshot %s", key)
 
-    async def _compute_cluster(self, window: int, by: str, queue: str | None,
-                               end: int) -> stats_pb2.GetClusterResponse:
+    async def _compute_cluster(self, window: int, by: str, queue: str | None, end: int,
+                               memo: Memo | None = None) -> stats_pb2.GetClusterResponse:
         start = end - window
         dim = self._dim(by, start)
         stats = self.stats
-        buckets, seconds = await self._window_rows("", start, end, queue)
+        buckets, seconds = await self._window_rows("", start, end, queue, memo)
         resp = stats_pb2.GetClusterResponse(window_seconds=window, queues=[
             _row(q, "", b, seconds, stats.gauges_now(q, "", "")) for (q, _), b in sorted(buckets.items())])
         if not dim:
             resp.totals.append(_row("", "", merged(list(buckets.values())), seconds, stats.gauges_now("", "", "")))
             return resp
-        groups, seconds = await self._window_rows(dim, start, end, queue)
+        groups, seconds = await self._window_rows(dim, start, end, queue, memo)
         by_value: dict[str, list[Bucket]] = {}
         for (q, v), b in sorted(groups.items()):
             resp.groups.append(_row(q, v, b, seconds, stats.gauges_now(q, dim, v)))

@@ -42,22 +42,22 @@ async def scenario() -> None:
     assert end == now
     # Any window, read through 1 s, 10 s and 1 min blocks, counts every sample once.
     for window in (10, 61, 599, 600):
-        steps, _ = stats.steps("", end - window, window, 1, end)
+        steps, _ = await stats.steps("", end - window, window, 1, end)
         assert steps[("q", "")][0].succeeded == 3 * window, window
-    steps, _ = stats.steps("dc", end - 300, 300, 1, end)
+    steps, _ = await stats.steps("dc", end - 300, 300, 1, end)
     assert {v: b[0].succeeded for (_, v), b in steps.items()} == {"east": 600, "west": 300}
     assert abs(steps[("q", "west")][0].run.quantile(0.5) - 0.3) <= 0.003
     # Merged, not averaged: two thirds of the runs take 0.1 s.
-    cluster = (stats.steps("", end - 300, 300, 1, end))[0][("q", "")][0]
+    cluster = (await stats.steps("", end - 300, 300, 1, end))[0][("q", "")][0]
     assert abs(cluster.run.quantile(0.5) - 0.1) <= 0.001 and abs(cluster.run.quantile(0.99) - 0.3) <= 0.003
     # Per node: 1 s for the last 90 s, whole minutes before.
-    steps, _ = stats.steps(NODE, end - 30, 30, 1, end)
+    steps, _ = await stats.steps(NODE, end - 30, 30, 1, end)
     assert steps[("q", "a")][0].succeeded == 2 * 30
-    steps, _ = stats.steps(NODE, end - 540, 540, 1, end)
+    steps, _ = await stats.steps(NODE, end - 540, 540, 1, end)
     assert steps[("q", "b")][0].succeeded == 540 + end % 60  # the first minute counts whole
 
     # Steps of a range partition the same samples.
-    steps, _ = stats.steps("", end - 120, 10, 12, end)
+    steps, _ = await stats.steps("", end - 120, 10, 12, end)
     assert [b.succeeded for b in steps[("q", "")]] == [30] * 12
 
     deltas, until = await stats.take_deltas()
@@ -76,7 +76,7 @@ async def scenario() -> None:
     # Within memory, a late sample shows at once, in its second and in the blocks.
     stats.ingest("b", {"dc": "west"}, report(now - 100, 4, 0.3), now=now)
     for window in (200, 101, 600):
-        steps, _ = stats.steps("", end - window, window, 1, end)
+        steps, _ = await stats.steps("", end - window, window, 1, end)
         assert steps[("q", "")][0].succeeded == 3 * window + 4, window
     late, _ = await stats.take_deltas()
     assert [(d.dim, d.minute, d.succeeded) for d in late if d.dim == ""] == [("", (now - 100) // 60, 4)]
