@@ -105,7 +105,7 @@ class NodeSeries:
     __slots__ = ("seconds", "minutes", "sealed_until", "slot", "lag")
 
     def __init__(self, sealed_until: int, index: int) -> None:
-        """``index``: the how-manieth node series, which spreads their upkeep."""
+        """``index``: its position among the node series, which spreads their upkeep."""
         self.seconds: dict[int, bytes] = {}
         self.minutes: dict[int, bytes] = {}
         # Minutes before this second are merged into ``minutes``.

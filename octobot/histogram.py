@@ -37,18 +37,11 @@ class Histogram:
         self.sum = 0.0
 
     def record(self, value: float) -> None:
-        if not math.isfinite(value):
-            return  # a broken clock or timestamp must not break the stats
-        self.count += 1
-        self.sum += value
-        if value <= _MIN_VALUE:
-            self.zero_count += 1
-        else:
-            self.buckets[math.ceil(math.log(value) / self._gamma_log)] += 1
+        self.record_many(np.array([value], dtype=np.float64))
 
     def record_many(self, values: np.ndarray) -> None:
         """``record`` for each value, vectorized: what a node does once per interval."""
-        values = values[np.isfinite(values)]
+        values = values[np.isfinite(values)]  # a broken clock or timestamp must not break the stats
         self.count += len(values)
         self.sum += float(values.sum())
         positive = values[values > _MIN_VALUE]
