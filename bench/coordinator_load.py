@@ -10,7 +10,9 @@ tasks each, with run, wait and end-to-end histograms of realistic spread.
 After a warm-up the coordinator subprocess is measured: CPU (from
 /proc/PID/stat), RSS, samples ingested per second (its Prometheus counter),
 and the latency of GetCluster (window 1m) and GetCluster by dc, queried
-four times a second while the load runs.
+four times a second while the load runs and Prometheus scrapes /metrics
+every --scrape-every seconds (a thread of this process does it, as
+Prometheus would).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import random
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -125,6 +128,13 @@ def samples_ingested(metrics_url: str) -> float:
     return 0.0
 
 
+def scrape_every(metrics_url: str, every: float, stop: threading.Event, took: list[float]) -> None:
+    while not stop.wait(every):
+        started = time.perf_counter()
+        urllib.request.urlopen(metrics_url, timeout=60).read()
+        took.append(time.perf_counter() - started)
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
@@ -137,6 +147,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="simulator processes")
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time")
+    parser.add_argument("--scrape-every", type=float, default=15.0, help="seconds between /metrics scrapes")
     opts = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="octobot-load-"))
@@ -157,6 +168,11 @@ def main() -> None:
     time.sleep(opts.warmup)
 
     cpu0, t0, ingested0 = cpu_seconds(pid), time.monotonic(), samples_ingested(coord.metrics_url)
+    scrapes: list[float] = []
+    stop_scraping = threading.Event()
+    scraper = threading.Thread(target=scrape_every, args=(coord.metrics_url, opts.scrape_every, stop_scraping,
+                                                          scrapes), daemon=True)
+    scraper.start()
     latencies: dict[str, list[float]] = {"": [], "dc": []}
     rows = 0
     while time.monotonic() - t0 < opts.seconds:
@@ -166,12 +182,17 @@ def main() -> None:
             seen.append(time.perf_counter() - started)
             rows = len(resp.queues)
         time.sleep(0.25)
+    stop_scraping.set()
+    scraper.join()
     elapsed = time.monotonic() - t0
     cpu = (cpu_seconds(pid) - cpu0) / elapsed
     ingest = (samples_ingested(coord.metrics_url) - ingested0) / elapsed
     rss = rss_mib(pid)
     print(f"coordinator CPU {cpu * 100:.0f} % of one core (average over {elapsed:.0f} s), RSS {rss:.0f} MiB, "
           f"ingest {ingest:,.0f} samples/s ({ingest / opts.queues:,.0f} reports/s)")
+    if scrapes:
+        print(f"/metrics scrape every {opts.scrape_every:.0f} s: {len(scrapes)} taking "
+              f"{', '.join(f'{t * 1000:.0f}' for t in scrapes)} ms")
     for by, seen in latencies.items():
         name = f"GetCluster window 1m{' by ' + by if by else ''} ({rows} queues)"
         print(f"{name}: p50 {quantile(seen, 0.5) * 1000:.1f} ms, "

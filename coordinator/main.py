@@ -82,6 +82,10 @@ async def serve(opts: Options) -> None:
     # start-up objects out of it and collect young objects in larger batches.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    # Each time the loop thread blocks briefly (a socket, a gRPC call) a busy
+    # store or /metrics thread takes the GIL, and by default keeps it 5 ms
+    # before the loop may have it back: RPC latency would pay that many times over.
+    sys.setswitchinterval(0.0005)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Iterable
 
+from octobot.coordinator.lane import Lane
 from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
 from octobot.coordinator.stats_gauges import NODE, Dims, GaugeTotal, Gauges
 from octobot.coordinator.stats_series import RETENTION, NodeSeries, Series
@@ -26,10 +27,6 @@ from octobot.v1 import node_pb2, stats_pb2
 
 # Seconds a sample may take to arrive before its second closes.
 GRACE = 3
-# Background work yields to the event loop after this many seconds of CPU, so
-# queries and node streams never wait long (yielding per item would make
-# the work itself crawl on a busy loop).
-SLICE = 0.005
 # The label Prometheus histograms are broken down by.
 PROMETHEUS_DIM = "dc"
 
@@ -67,18 +64,6 @@ def from_stored(row: StatsMinute) -> bytes:
         end_to_end=stats_pb2.Histogram.FromString(row.end_to_end)).SerializeToString()
 
 
-class Pacer:
-    """Await it between items of background work: it yields once SLICE has passed."""
-
-    def __init__(self) -> None:
-        self._since = time.perf_counter()
-
-    async def __call__(self) -> None:
-        if time.perf_counter() - self._since >= SLICE:
-            await asyncio.sleep(0)
-            self._since = time.perf_counter()
-
-
 class ClusterStats:
     """Every series in memory, and what still has to go to the store."""
 
@@ -102,6 +87,9 @@ class ClusterStats:
         self.totals: dict[Key, list[int]] = {}
         self.cumulative: dict[Key, Bucket] = {}
         self.samples = 0
+        # Upkeep and merges take turns in it: tick and take_deltas take their own,
+        # callers of ``steps`` hold one.
+        self.lane = Lane()
 
     # -- ingest -------------------------------------------------------------
 
@@ -171,9 +159,13 @@ class ClusterStats:
 
     async def tick(self, now: float) -> None:
         """Close the seconds past the grace period, forget old time and silent nodes."""
+        async with self.lane.turn():
+            await self._tick(now)
+
+    async def _tick(self, now: float) -> None:
         newest = int(now)
         start, end = self.closed_until, max(self.closed_until, newest - GRACE)
-        pace = Pacer()
+        pace = self.lane.pace
         for second in range(start, end):
             await self._close(second)
             self.closed_until = second + 1
@@ -189,15 +181,17 @@ class ClusterStats:
                 if node.prune(newest):
                     del self._nodes[key]
                 await pace()
-        self.gauges.expire(now, RETENTION)
+        await self.gauges.expire(now, RETENTION, pace)
 
     async def _close(self, second: int) -> None:
         """Merge a second's samples once per (queue, label set) of the nodes that
         sent them; those groups make the queue and label series."""
-        pace = Pacer()
+        pace = self.lane.pace
         groups: dict[tuple[str, Dims], list[bytes]] = {}
-        for queue, dims, raw in self._inbox.pop(second, ()):
+        for i, (queue, dims, raw) in enumerate(self._inbox.pop(second, ())):
             groups.setdefault((queue, dims), []).append(raw)
+            if i % 2000 == 1999:
+                await pace()
         parts: dict[tuple[str, str, str], list[Bucket]] = {}
         for (queue, dims), raws in groups.items():
             bucket = merged_compact(raws)
@@ -220,9 +214,13 @@ class ClusterStats:
         """What the store lacks: the queue and label series from the last flush up
         to the closed seconds, and late samples before that. Call
         ``committed(until)`` once the store has them, ``requeue`` if not."""
+        async with self.lane.turn():
+            return await self._take_deltas()
+
+    async def _take_deltas(self) -> tuple[list[StatsMinute], int]:
         until, start = self.closed_until, self.flushing_until
         parts, self._pending = self._pending, {}
-        pace = Pacer()
+        pace = self.lane.pace
         for dim, series in self._dims.items():
             for (queue, value), s in series.items():
                 for minute in range(start // 60, (until + 59) // 60):
@@ -263,7 +261,7 @@ class ClusterStats:
         """Per (queue, value) of one dimension, a bucket for each of ``count`` steps
         from ``first`` (the last one ends at ``end``), and the earliest second data
         is known for. ``stored`` are that dimension's rollups up to the ``flushed``
-        second; memory answers from there on."""
+        second; memory answers from there on. The caller holds a turn of the lane."""
         raws: dict[Key, list[list[bytes]]] = {}
         mem_start = first if stored is None else max(first, flushed)
         known = self.epoch
@@ -285,10 +283,9 @@ class ClusterStats:
                 known = min(known, row.minute * 60)
         # Merging is the costly part of a query: let the loop breathe between series.
         merged_steps: dict[Key, list[Bucket]] = {}
-        pace = Pacer()
         for key, steps in raws.items():
             merged_steps[key] = [merged_compact(parts) for parts in steps]
-            await pace()
+            await self.lane.pace()
         return merged_steps, known
 
     def finished_per_second(self, start: int, end: int) -> dict[str, list[int]]:

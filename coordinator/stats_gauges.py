@@ -5,7 +5,7 @@ silent for GAUGE_TTL seconds stops counting: it holds nothing in flight."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -84,14 +84,17 @@ class Gauges:
         if sign < 0:
             g.counted = ()
 
-    def expire(self, now: float, forget_after: float) -> None:
-        """Stop counting silent nodes; forget them entirely after ``forget_after`` seconds."""
-        for key, g in list(self._by_node.items()):
+    async def expire(self, now: float, forget_after: float, pace: Callable[[], Awaitable[None]]) -> None:
+        """Stop counting silent nodes; forget them entirely after ``forget_after`` seconds.
+        A pass visits every (queue, node): ``pace`` is awaited between chunks of them."""
+        for i, (key, g) in enumerate(list(self._by_node.items())):
             age = now - g.arrived
             if age > GAUGE_TTL and g.counted:
                 self._count(g, -1)
             if age > forget_after:
                 del self._by_node[key]
+            if i % 1000 == 999:
+                await pace()
         for node_id, (arrived, _) in list(self._nodes.items()):
             if now - arrived > forget_after:
                 del self._nodes[node_id]

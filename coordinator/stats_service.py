@@ -113,8 +113,9 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         key = (window, by, queue)
         latest = self._latest.get(key)
         if latest is None or latest[0] < self.stats.closed_until - STALE_AFTER:
-            end = self.stats.closed_until
-            latest = self._latest[key] = (end, await self._compute_cluster(window, by, queue, end))
+            async with self.stats.lane.turn():
+                end = self.stats.closed_until
+                latest = self._latest[key] = (end, await self._compute_cluster(window, by, queue, end))
         self._asked[key] = time.monotonic()
         return latest[1]
 
@@ -134,18 +135,23 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
                     self._latest.pop(key, None)
                     continue
                 try:
-                    self._latest[key] = (end, await self._compute_cluster(*key, end, memo))
+                    async with self.stats.lane.turn():
+                        self._latest[key] = (end, await self._compute_cluster(*key, end, memo))
                 except Exception:  # the asker got this error itself; nothing to keep
                     log.exception("refreshing stats snapshot %s", key)
 
     async def _compute_cluster(self, window: int, by: str, queue: str | None, end: int,
                                memo: Memo | None = None) -> stats_pb2.GetClusterResponse:
+        """A snapshot; the caller holds a turn of the lane."""
         start = end - window
         dim = self._dim(by, start)
         stats = self.stats
+        pace = stats.lane.pace
         buckets, seconds = await self._window_rows("", start, end, queue, memo)
-        resp = stats_pb2.GetClusterResponse(window_seconds=window, queues=[
-            _row(q, "", b, seconds, stats.gauges_now(q, "", "")) for (q, _), b in sorted(buckets.items())])
+        resp = stats_pb2.GetClusterResponse(window_seconds=window)
+        for (q, _), b in sorted(buckets.items()):
+            resp.queues.append(_row(q, "", b, seconds, stats.gauges_now(q, "", "")))
+            await pace()
         if not dim:
             resp.totals.append(_row("", "", merged(list(buckets.values())), seconds, stats.gauges_now("", "", "")))
             return resp
@@ -154,8 +160,10 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         for (q, v), b in sorted(groups.items()):
             resp.groups.append(_row(q, v, b, seconds, stats.gauges_now(q, dim, v)))
             by_value.setdefault(v, []).append(b)
+            await pace()
         for v, bs in sorted(by_value.items()):
             resp.totals.append(_row("", v, merged(bs), seconds, stats.gauges_now("", dim, v)))
+            await pace()
         return resp
 
     # -- RPCs -------------------------------------------------------------------
@@ -177,9 +185,10 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         window = self._window(request.window)
         if not any(n == request.node_id for _, n in self.stats.series_keys(NODE)):
             await self.app.db(self.app.store.get_node, request.node_id)  # NOT_FOUND for unknown nodes
-        end = self.stats.closed_until
-        self._dim(NODE, end - window)
-        buckets, seconds = await self._window_rows(NODE, end - window, end)
+        async with self.stats.lane.turn():
+            end = self.stats.closed_until
+            self._dim(NODE, end - window)
+            buckets, seconds = await self._window_rows(NODE, end - window, end)
         mine = {q: b for (q, n), b in sorted(buckets.items()) if n == request.node_id}
         node, stats = request.node_id, self.stats
         return stats_pb2.GetNodeStatsResponse(
@@ -209,7 +218,8 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         if request.queue:
             await self._known(request.queue)
         dim = self._dim(request.by, first)
-        steps, _ = await self._steps(dim, first, step, count, end, request.queue or None)
+        async with self.stats.lane.turn():
+            steps, _ = await self._steps(dim, first, step, count, end, request.queue or None)
         series: dict[str, list[list[Bucket]]] = {}
         for (_, v), buckets in sorted(steps.items()):
             series.setdefault(v, []).append(buckets)

@@ -1,0 +1,58 @@
+"""The coordinator's background work takes turns on the event loop.
+
+Closing seconds, sealing node minutes, recomputing snapshots, flushing
+rollups and merging a query's window all run on the loop that also serves
+RPCs. Each piece yields to the loop after SLICE of work; and only one piece
+runs at a time, in a turn of the lane. Side by side, each would take a step
+every loop iteration, and an RPC, which needs several iterations to be read,
+handled and answered, would wait for all of them every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+# Work yields to the loop after this much time (yielding per item would make
+# the work itself crawl on a busy loop; longer would make RPCs wait).
+SLICE = 0.002
+
+
+class Lane:
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._holder: asyncio.Task[object] | None = None
+        self._since = 0.0
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold the lane for one piece of work (not reentrant: pieces never nest)."""
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def pace(self) -> None:
+        """Within a turn, between items: once SLICE has passed, let the loop run
+        and any other waiting piece take a step."""
+        if time.perf_counter() - self._since < SLICE:
+            return
+        self._release()
+        try:
+            await asyncio.sleep(0)
+        finally:
+            # Cancelled while waiting here, this task holds nothing and ``turn`` releases nothing.
+            await self._acquire()
+
+    async def _acquire(self) -> None:
+        await self._lock.acquire()
+        self._holder = asyncio.current_task()
+        self._since = time.perf_counter()
+
+    def _release(self) -> None:
+        if self._holder is asyncio.current_task():
+            self._holder = None
+            self._lock.release()

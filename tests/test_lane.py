@@ -1,0 +1,49 @@
+"""The coordinator's lane: background pieces take turns, one step each per loop
+iteration, and a cancelled piece never leaves the lane taken."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from octobot.coordinator.lane import SLICE, Lane
+
+
+async def piece(lane: Lane, name: str, items: int, log: list[str]) -> None:
+    async with lane.turn():
+        for _ in range(items):
+            log.append(name)
+            time.sleep(SLICE)  # an item that uses up the slice
+            await lane.pace()
+
+
+async def test_pieces_take_turns() -> None:
+    lane, log = Lane(), []
+    await asyncio.gather(piece(lane, "a", 3, log), piece(lane, "b", 3, log))
+    assert log == ["a", "b", "a", "b", "a", "b"]
+
+
+async def test_short_items_share_one_slice() -> None:
+    lane, log = Lane(), []
+
+    async def quick(name: str) -> None:
+        async with lane.turn():
+            for _ in range(3):
+                log.append(name)
+                await lane.pace()  # well within the slice: no yield
+
+    await asyncio.gather(quick("a"), quick("b"))
+    assert log == ["a", "a", "a", "b", "b", "b"]
+
+
+async def test_a_cancelled_piece_frees_the_lane() -> None:
+    lane, log = Lane(), []
+    long = asyncio.create_task(piece(lane, "long", 1000, log))
+    other = asyncio.create_task(piece(lane, "other", 2, log))
+    while "other" not in log:
+        await asyncio.sleep(0)
+    long.cancel()  # waiting for its next step, or running one
+    await asyncio.wait_for(other, 5)
+    await asyncio.wait_for(piece(lane, "after", 1, log), 5)
+    assert log[-1] == "after"
+    assert long.cancelled()
