@@ -128,11 +128,14 @@ def samples_ingested(metrics_url: str) -> float:
     return 0.0
 
 
-def scrape_every(metrics_url: str, every: float, stop: threading.Event, took: list[float]) -> None:
+def scrape_every(metrics_url: str, every: float, stop: threading.Event, t0: float,
+                 took: list[tuple[float, float]]) -> None:
+    """Scrape like Prometheus; ``took``: (seconds it took, when it began since t0)."""
     while not stop.wait(every):
         started = time.perf_counter()
+        at = time.monotonic() - t0
         urllib.request.urlopen(metrics_url, timeout=60).read()
-        took.append(time.perf_counter() - started)
+        took.append((time.perf_counter() - started, at))
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -168,18 +171,20 @@ def main() -> None:
     time.sleep(opts.warmup)
 
     cpu0, t0, ingested0 = cpu_seconds(pid), time.monotonic(), samples_ingested(coord.metrics_url)
-    scrapes: list[float] = []
+    scrapes: list[tuple[float, float]] = []
     stop_scraping = threading.Event()
     scraper = threading.Thread(target=scrape_every, args=(coord.metrics_url, opts.scrape_every, stop_scraping,
-                                                          scrapes), daemon=True)
+                                                          t0, scrapes), daemon=True)
     scraper.start()
     latencies: dict[str, list[float]] = {"": [], "dc": []}
+    slowest: list[tuple[float, float, str]] = []  # (latency, when since t0, by)
     rows = 0
     while time.monotonic() - t0 < opts.seconds:
         for by, seen in latencies.items():
             started = time.perf_counter()
             resp = stats.GetCluster(stats_pb2.GetClusterRequest(window="1m", by=by), timeout=30)
             seen.append(time.perf_counter() - started)
+            slowest.append((seen[-1], time.monotonic() - t0, by))
             rows = len(resp.queues)
         time.sleep(0.25)
     stop_scraping.set()
@@ -192,11 +197,13 @@ def main() -> None:
           f"ingest {ingest:,.0f} samples/s ({ingest / opts.queues:,.0f} reports/s)")
     if scrapes:
         print(f"/metrics scrape every {opts.scrape_every:.0f} s: {len(scrapes)} taking "
-              f"{', '.join(f'{t * 1000:.0f}' for t in scrapes)} ms")
+              f"{', '.join(f'{took * 1000:.0f} ms at +{at:.1f} s' for took, at in scrapes)}")
     for by, seen in latencies.items():
         name = f"GetCluster window 1m{' by ' + by if by else ''} ({rows} queues)"
         print(f"{name}: p50 {quantile(seen, 0.5) * 1000:.1f} ms, "
               f"p99 {quantile(seen, 0.99) * 1000:.1f} ms, max {max(seen) * 1000:.1f} ms over {len(seen)} calls")
+    print("slowest calls: " + ", ".join(f"{took * 1000:.0f} ms at +{at:.1f} s{' by ' + by if by else ''}"
+                                        for took, at, by in sorted(slowest, reverse=True)[:5]))
     channel.close()
     for c in clients:
         c.join(timeout=30)

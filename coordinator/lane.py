@@ -28,7 +28,10 @@ class Lane:
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
-        """Hold the lane for one piece of work (not reentrant: pieces never nest)."""
+        """Hold the lane for one piece of work; within a turn, a nested one is part of it."""
+        if self._holder is asyncio.current_task():
+            yield
+            return
         await self._acquire()
         try:
             yield
@@ -38,6 +41,8 @@ class Lane:
     async def pace(self) -> None:
         """Within a turn, between items: once SLICE has passed, let the loop run
         and any other waiting piece take a step."""
+        if self._holder is not asyncio.current_task():
+            raise RuntimeError("Lane.pace() outside a turn of the lane")
         if time.perf_counter() - self._since < SLICE:
             return
         self._release()

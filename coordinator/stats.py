@@ -87,8 +87,7 @@ class ClusterStats:
         self.totals: dict[Key, list[int]] = {}
         self.cumulative: dict[Key, Bucket] = {}
         self.samples = 0
-        # Upkeep and merges take turns in it: tick and take_deltas take their own,
-        # callers of ``steps`` hold one.
+        # Upkeep and merges take turns in it.
         self.lane = Lane()
 
     # -- ingest -------------------------------------------------------------
@@ -261,7 +260,12 @@ class ClusterStats:
         """Per (queue, value) of one dimension, a bucket for each of ``count`` steps
         from ``first`` (the last one ends at ``end``), and the earliest second data
         is known for. ``stored`` are that dimension's rollups up to the ``flushed``
-        second; memory answers from there on. The caller holds a turn of the lane."""
+        second; memory answers from there on."""
+        async with self.lane.turn():
+            return await self._steps(dim, first, step, count, end, queue, stored, flushed)
+
+    async def _steps(self, dim: str, first: int, step: int, count: int, end: int, queue: str | None,
+                     stored: list[StatsMinute] | None, flushed: int) -> tuple[dict[Key, list[Bucket]], int]:
         raws: dict[Key, list[list[bytes]]] = {}
         mem_start = first if stored is None else max(first, flushed)
         known = self.epoch

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,6 +18,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from octobot.histogram import Histogram
+from octobot.http_pages import serve_pages
 from octobot.v1 import node_pb2
 
 WINDOW = 60.0
@@ -104,25 +105,10 @@ def serve(stats: LocalStats, listen: str) -> tuple[ThreadingHTTPServer, int]:
     registry = CollectorRegistry()
     registry.register(_Collector(stats))
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path.startswith("/metrics"):
-                body, kind = generate_latest(registry), "text/plain; version=0.0.4"
-            elif self.path in ("/", "/stats.json"):
-                body, kind = json.dumps(stats.snapshot(), indent=2).encode(), "application/json"
-            else:
-                self.send_error(404, "try /metrics or /")
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def metrics() -> tuple[bytes, str]:
+        return generate_latest(registry), "text/plain; version=0.0.4"
 
-        def log_message(self, *args: Any) -> None:
-            pass  # scrapes every few seconds would flood the node's log
+    def status() -> tuple[bytes, str]:
+        return json.dumps(stats.snapshot(), indent=2).encode(), "application/json"
 
-    host, _, port = listen.rpartition(":")
-    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server, server.server_address[1]
+    return serve_pages(listen, {"/metrics": metrics, "/": status, "/stats.json": status})

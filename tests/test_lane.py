@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from octobot.coordinator.lane import SLICE, Lane
 
 
@@ -17,13 +19,21 @@ async def piece(lane: Lane, name: str, items: int, log: list[str]) -> None:
             await lane.pace()
 
 
-async def test_pieces_take_turns() -> None:
+def test_pieces_take_turns() -> None:
+    asyncio.run(_test_pieces_take_turns())
+
+
+async def _test_pieces_take_turns() -> None:
     lane, log = Lane(), []
     await asyncio.gather(piece(lane, "a", 3, log), piece(lane, "b", 3, log))
     assert log == ["a", "b", "a", "b", "a", "b"]
 
 
-async def test_short_items_share_one_slice() -> None:
+def test_short_items_share_one_slice() -> None:
+    asyncio.run(_test_short_items_share_one_slice())
+
+
+async def _test_short_items_share_one_slice() -> None:
     lane, log = Lane(), []
 
     async def quick(name: str) -> None:
@@ -36,7 +46,11 @@ async def test_short_items_share_one_slice() -> None:
     assert log == ["a", "a", "a", "b", "b", "b"]
 
 
-async def test_a_cancelled_piece_frees_the_lane() -> None:
+def test_a_cancelled_piece_frees_the_lane() -> None:
+    asyncio.run(_test_a_cancelled_piece_frees_the_lane())
+
+
+async def _test_a_cancelled_piece_frees_the_lane() -> None:
     lane, log = Lane(), []
     long = asyncio.create_task(piece(lane, "long", 1000, log))
     other = asyncio.create_task(piece(lane, "other", 2, log))
@@ -47,3 +61,31 @@ async def test_a_cancelled_piece_frees_the_lane() -> None:
     await asyncio.wait_for(piece(lane, "after", 1, log), 5)
     assert log[-1] == "after"
     assert long.cancelled()
+
+
+def test_a_nested_turn_is_part_of_the_outer_one() -> None:
+    asyncio.run(_test_a_nested_turn_is_part_of_the_outer_one())
+
+
+async def _test_a_nested_turn_is_part_of_the_outer_one() -> None:
+    lane, log = Lane(), []
+
+    async def outer() -> None:
+        async with lane.turn():
+            log.append("outer")
+            async with lane.turn():
+                log.append("inner")
+                await lane.pace()
+            log.append("outer again")
+
+    await asyncio.wait_for(asyncio.gather(outer(), piece(lane, "other", 1, log)), 5)
+    assert log == ["outer", "inner", "outer again", "other"]
+
+
+def test_pace_outside_a_turn_is_a_bug() -> None:
+    asyncio.run(_test_pace_outside_a_turn_is_a_bug())
+
+
+async def _test_pace_outside_a_turn_is_a_bug() -> None:
+    with pytest.raises(RuntimeError, match="outside a turn"):
+        await Lane().pace()
