@@ -11,8 +11,8 @@ After a warm-up the coordinator subprocess is measured: CPU (from
 /proc/PID/stat), RSS, samples ingested per second (its Prometheus counter),
 and the latency of GetCluster (window 1m) and GetCluster by dc, queried
 four times a second while the load runs and Prometheus scrapes /metrics
-every --scrape-every seconds (a thread of this process does it, as
-Prometheus would).
+every --scrape-every seconds (from a process of its own, as Prometheus
+would).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import os
 import random
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests")]
@@ -128,14 +128,14 @@ def samples_ingested(metrics_url: str) -> float:
     return 0.0
 
 
-def scrape_every(metrics_url: str, every: float, stop: threading.Event, t0: float,
-                 took: list[tuple[float, float]]) -> None:
-    """Scrape like Prometheus; ``took``: (seconds it took, when it began since t0)."""
+def scrape_every(metrics_url: str, every: float, stop: Any, t0: float, took: Any) -> None:
+    """Scrape like Prometheus, from a process of its own; puts (seconds it took,
+    when it began since t0) in ``took``."""
     while not stop.wait(every):
         started = time.perf_counter()
         at = time.monotonic() - t0
         urllib.request.urlopen(metrics_url, timeout=60).read()
-        took.append((time.perf_counter() - started, at))
+        took.put((time.perf_counter() - started, at))
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -171,10 +171,9 @@ def main() -> None:
     time.sleep(opts.warmup)
 
     cpu0, t0, ingested0 = cpu_seconds(pid), time.monotonic(), samples_ingested(coord.metrics_url)
-    scrapes: list[tuple[float, float]] = []
-    stop_scraping = threading.Event()
-    scraper = threading.Thread(target=scrape_every, args=(coord.metrics_url, opts.scrape_every, stop_scraping,
-                                                          t0, scrapes), daemon=True)
+    stop_scraping, scraped = multiprocessing.Event(), multiprocessing.Queue()
+    scraper = multiprocessing.Process(target=scrape_every, daemon=True, args=(
+        coord.metrics_url, opts.scrape_every, stop_scraping, t0, scraped))
     scraper.start()
     latencies: dict[str, list[float]] = {"": [], "dc": []}
     slowest: list[tuple[float, float, str]] = []  # (latency, when since t0, by)
@@ -189,6 +188,7 @@ def main() -> None:
         time.sleep(0.25)
     stop_scraping.set()
     scraper.join()
+    scrapes = [scraped.get() for _ in range(scraped.qsize())]
     elapsed = time.monotonic() - t0
     cpu = (cpu_seconds(pid) - cpu0) / elapsed
     ingest = (samples_ingested(coord.metrics_url) - ingested0) / elapsed

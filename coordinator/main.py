@@ -81,7 +81,7 @@ async def serve(opts: Options) -> None:
     # full pass (100+ ms over every object) every couple of seconds: leave the
     # start-up objects out of it and collect young objects in larger batches.
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(10_000, 20, 100)
     # Each time the loop thread blocks briefly (a socket, a gRPC call) a busy
     # store or /metrics thread takes the GIL, and by default keeps it 5 ms
     # before the loop may have it back: RPC latency would pay that many times over.

@@ -55,6 +55,7 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
         finally:
             reader.cancel()
             self.app.sessions.detach(session)
+            self.app.left(session)
             log.info("node %s disconnected", record.node_id)
 
     async def _read(self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.NodeMessage]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -242,3 +243,15 @@ def test_live_resize_under_load_loses_and_repeats_nothing(procs: Processes, tmp_
     assert node.alive() and node.proc.pid == pid
     details = [json.loads(e["detail"]) for e in octoctl_json(coord.target, "history") if e["action"] == "queue.update"]
     assert [d["after"]["concurrency"] for d in details] == [2, 16]
+
+
+def test_a_departed_node_keeps_the_time_it_was_last_seen(procs: Processes, tmp_path: Path) -> None:
+    """Connected nodes' last-seen times reach the store a few nodes at a time,
+    so a node's time is written as it leaves: it is what the store shows then."""
+    coord, (node,) = start(procs, tmp_path, "dc=x")
+    time.sleep(3)  # heartbeats move its last-seen time past the registration
+    assert node.terminate() == 0
+    left = time.time()
+    info = node_info(coord.target, node.node_id)
+    seen = datetime.fromisoformat(info["last_seen"].replace("Z", "+00:00")).timestamp()
+    assert left - 2.0 <= seen <= left
