@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--queues", type=int, default=20)
     parser.add_argument("--clients", type=int, default=4, help="simulator processes")
-    parser.add_argument("--warmup", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=70.0, help="seconds before measuring (1m windows in memory)")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time")
     parser.add_argument("--scrape-every", type=float, default=15.0, help="seconds between /metrics scrapes")
     opts = parser.parse_args()
