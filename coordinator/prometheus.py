@@ -59,15 +59,21 @@ def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
     out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
 
 
-async def render(app: Coordinator) -> bytes:
-    """The exposition text of this moment."""
+async def render(app: Coordinator) -> list[bytes]:
+    """The exposition text of this moment, in chunks: no single step joins megabytes."""
     stats = app.stats
     _, generation = await app.db(app.store.snapshot)
-    records = await app.db(app.store.list_nodes)
+    labels = await app.db(app.store.node_labels)
     out: list[str] = []
+    chunks: list[bytes] = []
+
+    async def pace() -> None:
+        chunks.append("".join(out).encode())
+        out.clear()
+        await stats.lane.pace()
+
     async with stats.lane.turn():
-        pace = stats.lane.pace
-        dcs = {r.node_id: r.labels.get(DC, "") for r in records}
+        dcs = {node: node_labels.get(DC, "") for node, node_labels in labels.items()}
 
         _family(out, "octobot_tasks_total", "counter", "Tasks by outcome since the coordinator started")
         for i, ((queue, node), counts) in enumerate(list(stats.totals.items())):
@@ -96,32 +102,31 @@ async def render(app: Coordinator) -> bytes:
             _family(out, name, "histogram", help_text)
             for (queue, dc), bucket in cumulative:
                 h: Histogram = getattr(bucket, kind)
-                labels = _labels(("queue", "dc"), (queue, dc))
-                out.extend(f'{name}_bucket{{{labels},le="{le}"}} {n}\n'
+                names = _labels(("queue", "dc"), (queue, dc))
+                out.extend(f'{name}_bucket{{{names},le="{le}"}} {n}\n'
                            for le, n in zip(LE, cumulative_buckets(h)))
-                out.append(f"{name}_count{{{labels}}} {h.count}\n{name}_sum{{{labels}}} {h.sum!r}\n")
+                out.append(f"{name}_count{{{names}}} {h.count}\n{name}_sum{{{names}}} {h.sum!r}\n")
                 await pace()
 
         _family(out, "octobot_node_up", "gauge", "1 while the node heartbeats, else 0")
-        up = [(r.node_id, app.sessions.state(r.node_id) == admin_pb2.NODE_STATE_UP) for r in records]
-        out.extend(f"octobot_node_up{{{_labels(('node', 'dc'), (node, dcs[node]))}}} {int(is_up)}\n"
-                   for node, is_up in up)
+        out.extend(f"octobot_node_up{{{_labels(('node', 'dc'), (node, dc))}}} "
+                   f"{int(app.sessions.state(node) == admin_pb2.NODE_STATE_UP)}\n" for node, dc in dcs.items())
         _family(out, "octobot_node_applied_generation", "gauge", "Assignment generation the node runs")
-        for r in records:
-            session = app.sessions.get(r.node_id)
-            out.append(f"octobot_node_applied_generation{{{_labels(('node', 'dc'), (r.node_id, dcs[r.node_id]))}}} "
+        for node, dc in dcs.items():
+            session = app.sessions.get(node)
+            out.append(f"octobot_node_applied_generation{{{_labels(('node', 'dc'), (node, dc))}}} "
                        f"{session.applied_generation if session else 0}\n")
-        await pace()
         _family(out, "octobot_assignment_generation", "gauge", "Generation of the desired state")
         out.append(f"octobot_assignment_generation {generation}\n")
         _family(out, "octobot_stats_samples_total", "counter", "Node queue samples ingested")
         out.append(f"octobot_stats_samples_total {stats.samples}\n")
-    return "".join(out).encode()
+        await pace()
+    return chunks
 
 
 def serve_metrics(app: Coordinator, listen: str, loop: asyncio.AbstractEventLoop) -> tuple[ThreadingHTTPServer, int]:
     """Start the HTTP exposition thread; returns the server and its port."""
-    def metrics() -> tuple[bytes, str]:
+    def metrics() -> tuple[list[bytes], str]:
         return asyncio.run_coroutine_threadsafe(render(app), loop).result(timeout=30), CONTENT_TYPE
 
     return serve_pages(listen, {"/metrics": metrics})

@@ -368,6 +368,11 @@ class Store:
                 raise NotFound(f"node {node_id!r} not found")
             return _node_record(row)
 
+    def node_labels(self) -> dict[str, dict[str, str]]:
+        """Every registered node's labels: what a scrape needs, without building records."""
+        with self._tx() as session:
+            return {node_id: labels or {} for node_id, labels in session.execute(select(NodeRow.node_id, NodeRow.labels))}
+
     def list_nodes(self) -> list[NodeRecord]:
         with self._tx() as session:
             return [_node_record(r) for r in session.scalars(select(NodeRow).order_by(NodeRow.node_id))]

@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-# A page: its body and content type, made per request.
-Page = Callable[[], tuple[bytes, str]]
+# A page: its body (or the body's parts) and content type, made per request.
+Page = Callable[[], tuple[bytes | list[bytes], str]]
 
 
 def serve_pages(listen: str, pages: Mapping[str, Page]) -> tuple[ThreadingHTTPServer, int]:
@@ -30,11 +30,13 @@ def serve_pages(listen: str, pages: Mapping[str, Page]) -> tuple[ThreadingHTTPSe
             except Exception as exc:  # e.g. a store that is down: say so instead of dropping the connection
                 self.send_error(503, f"cannot make {self.path}: {' '.join(str(exc).split())}")
                 return
+            parts = [body] if isinstance(body, bytes) else body
             self.send_response(200)
             self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(sum(len(p) for p in parts)))
             self.end_headers()
-            self.wfile.write(body)
+            for part in parts:
+                self.wfile.write(part)
 
         def log_message(self, *args: object) -> None:
             pass  # scrapes every few seconds would flood the log
