@@ -78,7 +78,7 @@ class ClusterStats:
         self._dims: dict[str, dict[Key, Series]] = {"": {}}
         self._nodes: dict[Key, NodeSeries] = {}
         # Samples (serialized) of the seconds not closed yet, with their queue and node labels.
-        self._inbox: dict[int, list[tuple[str, Dims, bytes]]] = {}
+        self._inbox: dict[int, list[tuple[str, Dims, bytes, int]]] = {}  # ..., tasks finished
         self._pending: dict[tuple[str, str, str, int], list[bytes]] = {}
         self.gauges = Gauges()
         self._node_dims: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -130,15 +130,18 @@ class ClusterStats:
                         self.closed_until - self.closed_until % 60, len(self._nodes))
                 node.add(second, raw, newest)
             if not closed:
-                inbox.append((queue, dims, raw))
+                inbox.append((queue, dims, raw, counts[0] + counts[1]))
             elif in_memory:
-                self._series("", queue, "").add_late(second, raw, counts[0] + counts[1], self.closed_until)
-                for dim, value in dims:
-                    self._series(dim, queue, value).add_late(second, raw, counts[0] + counts[1], self.closed_until)
+                self._add_late(second, queue, dims, raw, counts[0] + counts[1])
             if late:
                 minute = second // 60
                 for dim, value in (("", ""), *dims):
                     self._pending.setdefault((queue, dim, value, minute), []).append(raw)
+
+    def _add_late(self, second: int, queue: str, dims: Dims, raw: bytes, finished: int) -> None:
+        """A sample of a closed second, added to the queue and label series."""
+        for dim, value in (("", ""), *dims):
+            self._series(dim, queue, value).add_late(second, raw, finished, self.closed_until)
 
     def _series(self, dim: str, queue: str, value: str) -> Series:
         series = self._dims.get(dim)
@@ -168,6 +171,9 @@ class ClusterStats:
         for second in range(start, end):
             await self._close(second)
             self.closed_until = second + 1
+            # Samples that came in while the second was merged (the merge yields) join it late.
+            for queue, dims, raw, finished in self._inbox.pop(second, ()):
+                self._add_late(second, queue, dims, raw, finished)
         for dim, series in list(self._dims.items()):
             for key, s in list(series.items()):
                 s.close(start, end)
@@ -187,7 +193,7 @@ class ClusterStats:
         sent them; those groups make the queue and label series."""
         pace = self.lane.pace
         groups: dict[tuple[str, Dims], list[bytes]] = {}
-        for i, (queue, dims, raw) in enumerate(self._inbox.pop(second, ())):
+        for i, (queue, dims, raw, _) in enumerate(self._inbox.pop(second, ())):
             groups.setdefault((queue, dims), []).append(raw)
             if i % 2000 == 1999:
                 await pace()

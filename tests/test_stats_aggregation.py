@@ -80,3 +80,31 @@ async def scenario() -> None:
         assert steps[("q", "")][0].succeeded == 3 * window + 4, window
     late, _ = await stats.take_deltas()
     assert [(d.dim, d.minute, d.succeeded) for d in late if d.dim == ""] == [("", (now - 100) // 60, 4)]
+
+
+def test_a_sample_arriving_while_its_second_is_merged_counts() -> None:
+    asyncio.run(arrives_mid_merge())
+
+
+async def arrives_mid_merge() -> None:
+    now = int(time.time())
+    stats = ClusterStats(now - 10)
+    second = now - 10
+    for node in range(5000):  # enough for the merge to yield (every 2,000 samples)
+        stats.ingest(f"n{node}", {"dc": "east"}, report(second, 1, 0.1), now=second + 0.5)
+    lane = stats.lane
+    pace, straggled = lane.pace, []
+
+    async def pace_with_a_straggler() -> None:
+        """The first yield of the merge: a sample of the same second comes in."""
+        if not straggled:
+            straggled.append(True)
+            stats.ingest("late", {"dc": "east"}, report(second, 7, 0.1), now=second + 2.9)
+        await pace()
+
+    lane.pace = pace_with_a_straggler
+    await stats.tick(second + GRACE + 1)
+    steps, _ = await stats.steps("", second, 1, 1, second + 1)
+    assert steps[("q", "")][0].succeeded == 5000 + 7
+    steps, _ = await stats.steps("dc", second, 1, 1, second + 1)
+    assert steps[("q", "east")][0].succeeded == 5000 + 7
