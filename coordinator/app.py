@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -39,9 +38,8 @@ class Coordinator:
         # event loop must never block on the database.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._push_lock = asyncio.Lock()
-        # Nodes that disconnected, waiting for the store thread to write their last-seen times.
+        # Nodes that disconnected since the last write of last-seen times.
         self._departed: dict[str, float] = {}
-        self._departed_lock = threading.Lock()
 
     async def db(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
@@ -56,35 +54,21 @@ class Coordinator:
         """Write connected nodes' last-seen times to the store: each round a
         SEEN_ROUNDS-th of them, so that a store write never holds the GIL long
         (1,000 nodes in one write stalled RPCs for up to 300 ms); a connected
-        node's stored time is at most ``every`` x SEEN_ROUNDS seconds old, and a
-        departing node's is written as it leaves (``left``)."""
+        node's stored time is at most ``every`` x SEEN_ROUNDS seconds old; the
+        nodes that left since the last round (``left``) are written with it."""
         for round_ in itertools.count():
             await asyncio.sleep(every)
-            seen = {s.record.node_id: s.last_seen_wall for s in self.sessions.all()
-                    if zlib.crc32(s.record.node_id.encode()) % SEEN_ROUNDS == round_ % SEEN_ROUNDS}
+            seen, self._departed = self._departed, {}
+            seen.update((s.record.node_id, s.last_seen_wall) for s in self.sessions.all()
+                        if zlib.crc32(s.record.node_id.encode()) % SEEN_ROUNDS == round_ % SEEN_ROUNDS)
             try:
                 await self.db(self.store.touch_nodes, seen)
             except Exception as exc:  # the store may be briefly unreachable (PostgreSQL restart)
                 log.warning("could not persist node last-seen times: %s", exc)
 
     def left(self, session: NodeSession) -> None:
-        """Write a departing node's last-seen time soon, in one write with the others departing."""
-        with self._departed_lock:
-            self._departed[session.record.node_id] = session.last_seen_wall
-            if len(self._departed) > 1:
-                return  # a write is on its way
-        try:
-            self._db_thread.submit(self._write_departed)
-        except RuntimeError:
-            pass  # shutting down: the store keeps the last periodic time
-
-    def _write_departed(self) -> None:
-        with self._departed_lock:
-            seen, self._departed = self._departed, {}
-        try:
-            self.store.touch_nodes(seen)
-        except Exception as exc:
-            log.warning("could not persist last-seen times of %d departed nodes: %s", len(seen), exc)
+        """A node disconnected: its last-seen time goes to the store with the next round."""
+        self._departed[session.record.node_id] = session.last_seen_wall
 
     async def flush_stats(self, final: bool = False) -> None:
         """Write the stats rollups the store lacks; on the way out, the open seconds too."""

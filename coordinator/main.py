@@ -79,11 +79,12 @@ async def serve(opts: Options) -> None:
     _write_port(opts.port_file, port)
     # Thousands of node messages a second keep the default collector doing a
     # full pass (100+ ms over every object) every couple of seconds: leave the
-    # start-up objects out of it and collect young objects in larger batches.
+    # start-up objects out of it and collect young objects in larger batches
+    # (not too large: at 50,000 a young collection paused the loop 50-80 ms).
     gc.freeze()
     gc.set_threshold(10_000, 20, 100)
-    # Each time the loop thread blocks briefly (a socket, a gRPC call) a busy
-    # store or /metrics thread takes the GIL, and by default keeps it 5 ms
+    # Each time the loop thread blocks briefly (a socket, a gRPC call) the busy
+    # store thread takes the GIL, and by default keeps it 5 ms
     # before the loop may have it back: RPC latency would pay that many times over.
     sys.setswitchinterval(0.0005)
     stop = asyncio.Event()

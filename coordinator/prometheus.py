@@ -9,8 +9,7 @@ prometheus_client's metric objects that took 1.5 s of CPU in the HTTP thread,
 holding the GIL, and a large garbage collection after it, while every RPC
 waited. So the text is rendered on the event loop in turns of the stats lane,
 a line per sample straight into a list of strings; the HTTP thread only sends
-the bytes. The format is checked against prometheus_client's
-parser in the tests.
+the bytes. The tests check the format with prometheus_client's parser.
 """
 
 from __future__ import annotations

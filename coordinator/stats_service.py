@@ -113,9 +113,8 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         key = (window, by, queue)
         latest = self._latest.get(key)
         if latest is None or latest[0] < self.stats.closed_until - STALE_AFTER:
-            async with self.stats.lane.turn():
-                end = self.stats.closed_until
-                latest = self._latest[key] = (end, await self._compute_cluster(window, by, queue, end))
+            end = self.stats.closed_until
+            latest = self._latest[key] = (end, await self._compute_cluster(window, by, queue, end))
         self._asked[key] = time.monotonic()
         return latest[1]
 
@@ -135,14 +134,18 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
                     self._latest.pop(key, None)
                     continue
                 try:
-                    async with self.stats.lane.turn():
-                        self._latest[key] = (end, await self._compute_cluster(*key, end, memo))
+                    self._latest[key] = (end, await self._compute_cluster(*key, end, memo))
                 except Exception:  # the asker got this error itself; nothing to keep
                     log.exception("refreshing stats snapshot %s", key)
 
     async def _compute_cluster(self, window: int, by: str, queue: str | None, end: int,
                                memo: Memo | None = None) -> stats_pb2.GetClusterResponse:
-        """A snapshot; the caller holds a turn of the lane."""
+        """A snapshot, computed in a turn of the stats lane."""
+        async with self.stats.lane.turn():
+            return await self._snapshot(window, by, queue, end, memo)
+
+    async def _snapshot(self, window: int, by: str, queue: str | None, end: int,
+                        memo: Memo | None) -> stats_pb2.GetClusterResponse:
         start = end - window
         dim = self._dim(by, start)
         stats = self.stats
@@ -185,10 +188,9 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         window = self._window(request.window)
         if not any(n == request.node_id for _, n in self.stats.series_keys(NODE)):
             await self.app.db(self.app.store.get_node, request.node_id)  # NOT_FOUND for unknown nodes
-        async with self.stats.lane.turn():
-            end = self.stats.closed_until
-            self._dim(NODE, end - window)
-            buckets, seconds = await self._window_rows(NODE, end - window, end)
+        end = self.stats.closed_until
+        self._dim(NODE, end - window)
+        buckets, seconds = await self._window_rows(NODE, end - window, end)
         mine = {q: b for (q, n), b in sorted(buckets.items()) if n == request.node_id}
         node, stats = request.node_id, self.stats
         return stats_pb2.GetNodeStatsResponse(
@@ -218,8 +220,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         if request.queue:
             await self._known(request.queue)
         dim = self._dim(request.by, first)
-        async with self.stats.lane.turn():
-            steps, _ = await self._steps(dim, first, step, count, end, request.queue or None)
+        steps, _ = await self._steps(dim, first, step, count, end, request.queue or None)
         series: dict[str, list[list[Bucket]]] = {}
         for (_, v), buckets in sorted(steps.items()):
             series.setdefault(v, []).append(buckets)
