@@ -222,8 +222,11 @@ def test_octoctl_stats_and_top(procs: Processes, stub: tuple, tmp_path: Path, ke
 def test_top_exits_cleanly_on_ctrl_c(stub: tuple) -> None:
     coord, _ = stub
     main, child = pty.openpty()
+    # A suite started in the background inherits SIGINT ignored (as shells do for
+    # background jobs), and Python then leaves it ignored: give top a terminal's default.
     proc = subprocess.Popen([sys.executable, "-m", "octobot.ctl.main", "--coordinator", coord.target, "top"],
-                            stdin=child, stdout=child, stderr=child, env={**os.environ, "TERM": "xterm"})
+                            stdin=child, stdout=child, stderr=child, env={**os.environ, "TERM": "xterm"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(child)
     screen = b""
     try:
