@@ -10,8 +10,7 @@ tasks each, with run, wait and end-to-end histograms of realistic spread.
 After a warm-up the coordinator subprocess is measured: CPU (from
 /proc/PID/stat), RSS, samples ingested per second (its Prometheus counter),
 and the latency of GetCluster (window 1m) and GetCluster by dc, queried
-four times a second, each round after a health check timed apart, while
-the load runs and Prometheus scrapes /metrics
+four times a second while the load runs and Prometheus scrapes /metrics
 every --scrape-every seconds (from a process of its own, as Prometheus
 would).
 """
@@ -33,8 +32,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests")]
 from cluster import Coordinator  # noqa: E402
-
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from octobot import rpc  # noqa: E402
 from octobot.histogram import Histogram  # noqa: E402
@@ -181,15 +178,7 @@ def main() -> None:
     latencies: dict[str, list[float]] = {"": [], "dc": []}
     slowest: list[tuple[float, float, str]] = []  # (latency, when since t0, by)
     rows = 0
-    # Each round opens with a health check: the first call after the 0.25 s
-    # pause pays a wake-up (up to 200 ms on a loaded 2-core VM) whatever the call
-    # is, so it is timed apart from GetCluster's own latency.
-    health = health_pb2_grpc.HealthStub(channel)
-    first_calls: list[float] = []
     while time.monotonic() - t0 < opts.seconds:
-        started = time.perf_counter()
-        health.Check(health_pb2.HealthCheckRequest(), timeout=30)
-        first_calls.append(time.perf_counter() - started)
         for by, seen in latencies.items():
             started = time.perf_counter()
             resp = stats.GetCluster(stats_pb2.GetClusterRequest(window="1m", by=by), timeout=30)
@@ -209,8 +198,6 @@ def main() -> None:
     if scrapes:
         print(f"/metrics scrape every {opts.scrape_every:.0f} s: {len(scrapes)} taking "
               f"{', '.join(f'{took * 1000:.0f} ms at +{at:.1f} s' for took, at in scrapes)}")
-    print(f"Health check, the first call of each round: p50 {quantile(first_calls, 0.5) * 1000:.1f} ms, "
-          f"p99 {quantile(first_calls, 0.99) * 1000:.1f} ms, max {max(first_calls) * 1000:.1f} ms")
     for by, seen in latencies.items():
         name = f"GetCluster window 1m{' by ' + by if by else ''} ({rows} queues)"
         print(f"{name}: p50 {quantile(seen, 0.5) * 1000:.1f} ms, "

@@ -1,9 +1,11 @@
 """The coordinator's lane: background pieces take turns, one step each per loop
-iteration, and a cancelled piece never leaves the lane taken."""
+iteration, leave the loop idle between steps, and a cancelled piece never
+leaves the lane taken."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -44,6 +46,28 @@ async def _test_short_items_share_one_slice() -> None:
 
     await asyncio.gather(quick("a"), quick("b"))
     assert log == ["a", "a", "a", "b", "b", "b"]
+
+
+def test_the_loop_idles_between_slices() -> None:
+    asyncio.run(_test_the_loop_idles_between_slices())
+
+
+async def _test_the_loop_idles_between_slices() -> None:
+    # As gRPC's poller wakes the loop: a byte per completion, read back one per
+    # iteration. A loop that only steps between slices would drain one per slice.
+    lane, log, drained = Lane(), [], []
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.send(b"x" * 200)
+    loop = asyncio.get_running_loop()
+    loop.add_reader(wake_r, lambda: drained.append(wake_r.recv(1)))
+    try:
+        await piece(lane, "busy", 5, log)
+    finally:
+        loop.remove_reader(wake_r)
+        wake_r.close()
+        wake_w.close()
+    assert len(drained) >= 20
 
 
 def test_a_cancelled_piece_frees_the_lane() -> None:
