@@ -30,15 +30,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 from cluster import Coordinator  # noqa: E402
+from procstat import cpu_seconds, rss_mib  # noqa: E402
 
 from octobot import rpc  # noqa: E402
 from octobot.histogram import Histogram  # noqa: E402
 from octobot.v1 import node_pb2, node_pb2_grpc, stats_pb2, stats_pb2_grpc  # noqa: E402
 
 VARIANTS = 8
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def sample_pool(queues: int, seed: int) -> list[list[stats_pb2.QueueSample]]:
@@ -106,18 +106,6 @@ def run_simulator(target: str, first: int, count: int, queues: int, stop_at: flo
                              return_exceptions=True)
 
     asyncio.run(main())
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def samples_ingested(metrics_url: str) -> float:

@@ -10,9 +10,14 @@ For the chosen backend it prints:
   has nothing left to hand out: the last in-flight tasks, at most the
   concurrency, are noise at these N);
 - stats cost: the same with the node's stats recording off (--no-stats), and
-  the on/off ratio (goal >= 0.97); on and off alternate for --rounds rounds
-  and each rate printed is the median, since single runs on a shared VM
-  differ by more than what recording costs;
+  the on/off ratio (goal >= 0.97). Single runs on a shared VM differ by more
+  than what recording costs, and drift over minutes, so each of --rounds
+  rounds drains once with and once without, in alternating order (on/off,
+  off/on, ...), and the ratio printed is the median of the rounds' ratios;
+  beside it, the node's CPU time per task (its processes' user + system
+  time over the drain), on and off, and what recording costs a task
+  in-process (QueueMetrics.finished plus its share of take, best of 5), as
+  a share of that CPU time: the ratio it implies, free of the VM's noise;
 - ceiling: the same N drained by the tightest plain client loop (bench/ceiling.py);
 - latency: enqueue -> finish p50/p99 at a steady 1,000 tasks/s for 5 s (a queue of its own).
 With `--task cpu` every task burns 1 ms of CPU holding the GIL: compare
@@ -28,6 +33,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 
@@ -36,9 +42,11 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 from brokers import cleanup, queue_url  # noqa: E402
 from ceiling import DRAIN  # noqa: E402
 from cluster import Coordinator, Node, octoctl, wait_until  # noqa: E402
+from procstat import cpu_seconds  # noqa: E402
 
 from octobot import Envelope, rpc  # noqa: E402
 from octobot.backends import open_backend  # noqa: E402
+from octobot.node.metrics import QueueMetrics  # noqa: E402
 from octobot.v1 import stats_pb2, stats_pb2_grpc  # noqa: E402
 
 PUBLISH_BATCH = 1000
@@ -61,26 +69,34 @@ def queue_report(stub: stats_pb2_grpc.StatsServiceStub, queue: str, window: str)
         return None
 
 
+class Drain(NamedTuple):
+    rate: float  # tasks/s
+    cpu: float  # node CPU seconds per task
+    p50: float = 0.0  # e2e seconds at a steady 1,000/s, when asked for
+    p99: float = 0.0
+
+
 def drain_rate(opts: argparse.Namespace, work: Path, url: str, record_stats: bool,
-               latency: bool = False) -> tuple[float, float, float]:
-    """Tasks/s draining a pre-filled queue; with ``latency`` (needs stats), also e2e p50/p99 at a
+               latency: bool = False) -> Drain:
+    """Draining a pre-filled queue; with ``latency`` (needs stats), also e2e p50/p99 at a
     steady 1,000/s."""
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     # A fresh coordinator store and node state per drain: nothing of an earlier round runs along.
     coord = Coordinator(f"sqlite:///{work / f'{queue}.db'}", work)
     extra = ("--processes", str(opts.processes), "--stats" if record_stats else "--no-stats")
-    node = Node(coord.target, work, queue, [], tasks="octobot.demo", interval=0.2, extra=extra)
+    node = Node(coord.target, work, queue, [], tasks="octobot.demo", interval=1.0, extra=extra)
     producer = open_backend(opts.backend, queue, url)
     try:
         octoctl(coord.target, "queue", "add", queue, "--backend", opts.backend, "--url", url, "--paused",
                 "--concurrency", str(opts.concurrency))
         prefill(opts.backend, url, queue, opts.n, opts.task)
-        t0 = time.perf_counter()
+        cpu0, t0 = cpu_seconds(node.proc.pid, children=True), time.perf_counter()
         octoctl(coord.target, "queue", "resume", queue)
         wait_until(lambda: producer.depth() == 0, timeout=900, interval=0.02, what="the node to drain the queue")
         rate = opts.n / (time.perf_counter() - t0)
+        cpu = (cpu_seconds(node.proc.pid, children=True) - cpu0) / opts.n
         if not latency:
-            return rate, 0.0, 0.0
+            return Drain(rate, cpu)
 
         # Steady load on a queue of its own: 1,000 tasks/s for 5 s, then the
         # end-to-end percentiles of exactly those tasks, once all are reported.
@@ -100,12 +116,29 @@ def drain_rate(opts: argparse.Namespace, work: Path, url: str, record_stats: boo
         report = wait_until(lambda: (r := queue_report(stub, steady, "15m")) and r.succeeded >= sent and r,
                             timeout=60, what="the steady tasks to be reported")
         cleanup(opts.backend, url, steady)
-        return rate, report.end_to_end.p50, report.end_to_end.p99
+        return Drain(rate, cpu, report.end_to_end.p50, report.end_to_end.p99)
     finally:
         producer.close()
         node.terminate()
         coord.terminate()
         cleanup(opts.backend, url, queue)
+
+
+def recording_cost(tasks: int = 100_000) -> float:
+    """Seconds per task that recording stats costs a worker and the stats thread, in-process."""
+    metrics, now = QueueMetrics("bench"), time.time()
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(tasks):
+            metrics.finished(True, now - 0.01, now, now + 0.001)
+        metrics.take(in_flight=0, busy_slots=0, backlog=0)
+        best = min(best, (time.perf_counter() - started) / tasks)
+    off = QueueMetrics("bench", enabled=False)
+    started = time.perf_counter()
+    for _ in range(tasks):
+        off.finished(True, now - 0.01, now, now + 0.001)
+    return best - (time.perf_counter() - started) / tasks  # less the call, which stats off pays too
 
 
 def ceiling(opts: argparse.Namespace, url: str) -> float:
@@ -124,26 +157,36 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads for the queue")
     parser.add_argument("--processes", type=int, default=1, help="node worker processes")
     parser.add_argument("--task", choices=sorted(TASKS), default="noop")
-    parser.add_argument("--rounds", type=int, default=3, help="stats on/off drains to take the median of")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of a stats on and a stats off drain")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         url = queue_url(opts.backend, work)
-        rate, p50, p99 = drain_rate(opts, work, url, record_stats=True, latency=True)
+        first = drain_rate(opts, work, url, record_stats=True, latency=True)
         what = f"{opts.backend}, {opts.task} tasks, concurrency {opts.concurrency}, {opts.processes} process(es), n={opts.n}"
         if opts.task == "cpu":
-            print(f"{what}: node {rate:,.0f} tasks/s")
+            print(f"{what}: node {first.rate:,.0f} tasks/s")
             return
-        on, off = [rate], [drain_rate(opts, work, url, record_stats=False)[0]]
-        for _ in range(opts.rounds - 1):
-            on.append(drain_rate(opts, work, url, record_stats=True)[0])
-            off.append(drain_rate(opts, work, url, record_stats=False)[0])
-        rate, rate_off = statistics.median(on), statistics.median(off)
+        on, off = [first], [drain_rate(opts, work, url, record_stats=False)]
+        for i in range(1, opts.rounds):
+            on_first = i % 2 == 0  # off first in every other round, so a drift favours neither
+            for record_stats in (on_first, not on_first):
+                (on if record_stats else off).append(drain_rate(opts, work, url, record_stats))
+        ratios = sorted(a.rate / b.rate for a, b in zip(on, off))
+        cpu_ratios = sorted(b.cpu / a.cpu for a, b in zip(on, off))
+        rate, rate_off = statistics.median(d.rate for d in on), statistics.median(d.rate for d in off)
+        cpu, cpu_off = statistics.median(d.cpu for d in on), statistics.median(d.cpu for d in off)
         top = ceiling(opts, url)
-    print(f"{what}:\n  node {rate:,.0f} tasks/s, median of {opts.rounds} (stats off {rate_off:,.0f}/s, "
-          f"ratio {rate / rate_off:.2f}; runs {' '.join(f'{r:,.0f}' for r in on)} / {' '.join(f'{r:,.0f}' for r in off)})"
-          f" | ceiling {top:,.0f} msg/s | node/ceiling {rate / top:.2f}"
-          f" | enqueue->finish at 1,000/s: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+    cost = recording_cost()
+    print(f"{what}:\n  node {rate:,.0f} tasks/s, median of {opts.rounds} (stats off {rate_off:,.0f}/s; "
+          f"on/off ratio {statistics.median(ratios):.3f}, median of the rounds' {' '.join(f'{r:.3f}' for r in ratios)}; "
+          f"runs {' '.join(f'{d.rate:,.0f}' for d in on)} / {' '.join(f'{d.rate:,.0f}' for d in off)})\n"
+          f"  node CPU per task {cpu * 1e6:.2f} µs, stats off {cpu_off * 1e6:.2f} µs (medians; off/on "
+          f"{statistics.median(cpu_ratios):.3f}, median of the rounds' {' '.join(f'{r:.3f}' for r in cpu_ratios)})\n"
+          f"  recording costs {cost * 1e9:.0f} ns a task in-process, {cost / cpu_off:.1%} of the node's CPU per task "
+          f"(implied on/off ratio {cpu_off / (cpu_off + cost):.3f})"
+          f"\n  ceiling {top:,.0f} msg/s | node/ceiling {rate / top:.2f}"
+          f" | enqueue->finish at 1,000/s: p50 {first.p50 * 1000:.1f} ms, p99 {first.p99 * 1000:.1f} ms")
 
 
 if __name__ == "__main__":
