@@ -14,6 +14,7 @@ from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.planner import runs_on
 from octobot.coordinator.store import FailedPrecondition, NodeRecord
 from octobot.envelope import BadMessage, Envelope
+from octobot.secrets import has_references, redact_spec, redact_url, refuse_redacted
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 
 Ctx = grpc.aio.ServicerContext
@@ -30,9 +31,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc_errors
     async def CreateQueue(self, request: admin_pb2.CreateQueueRequest, context: Ctx) -> admin_pb2.CreateQueueResponse:
         spec = queue_specs.validate(queue_specs.with_defaults(request.queue))
-        created, _ = await self.app.db(self.app.store.create_queue, spec, context.peer())
+        refuse_redacted(spec.url)
+        created, _ = await self.app.db(self.app.store.create_queue, spec, self.app.auth.actor(context))
         await self.app.push()
-        return admin_pb2.CreateQueueResponse(queue=created)
+        return admin_pb2.CreateQueueResponse(queue=redact_spec(created))
 
     @rpc_errors
     async def UpdateQueue(self, request: admin_pb2.UpdateQueueRequest, context: Ctx) -> admin_pb2.UpdateQueueResponse:
@@ -52,29 +54,29 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def _update(self, name: str, new: queue_pb2.QueueSpec, paths: list[str], context: Ctx) -> queue_pb2.QueueSpec:
         current = await self.app.db(self.app.store.get_queue, name)
         _, changes = queue_specs.merge_update(current, new, paths)
-        updated, _ = await self.app.db(self.app.store.update_queue, name, changes, context.peer())
+        updated, _ = await self.app.db(self.app.store.update_queue, name, changes, self.app.auth.actor(context))
         await self.app.push()
-        return updated
+        return redact_spec(updated)
 
     @rpc_errors
     async def ApplyQueues(self, request: admin_pb2.ApplyQueuesRequest, context: Ctx) -> admin_pb2.ApplyQueuesResponse:
         desired = queue_specs.validate_all(list(request.queues))
         changes, generation = await self.app.db(self.app.store.apply_queues, desired, request.prune,
-                                                request.dry_run, context.peer())
+                                                request.dry_run, self.app.auth.actor(context))
         if generation:
             await self.app.push()
-        return admin_pb2.ApplyQueuesResponse(changes=changes, generation=generation)
+        return admin_pb2.ApplyQueuesResponse(changes=_redacted(changes), generation=generation)
 
     @rpc_errors
     async def DeleteQueue(self, request: admin_pb2.DeleteQueueRequest, context: Ctx) -> admin_pb2.DeleteQueueResponse:
-        await self.app.db(self.app.store.delete_queue, request.name, context.peer())
+        await self.app.db(self.app.store.delete_queue, request.name, self.app.auth.actor(context))
         await self.app.push()
         return admin_pb2.DeleteQueueResponse()
 
     @rpc_errors
     async def GetQueue(self, request: admin_pb2.GetQueueRequest, context: Ctx) -> admin_pb2.GetQueueResponse:
         spec = await self.app.db(self.app.store.get_queue, request.name)
-        response = admin_pb2.GetQueueResponse(queue=spec)
+        response = admin_pb2.GetQueueResponse(queue=redact_spec(spec))
         for session in self.app.sessions.all():
             record = session.record
             if not runs_on(spec, record.labels, record.draining, record.cordoned_queues):
@@ -86,7 +88,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def ListQueues(self, request: admin_pb2.ListQueuesRequest, context: Ctx) -> admin_pb2.ListQueuesResponse:
-        return admin_pb2.ListQueuesResponse(queues=await self.app.db(self.app.store.list_queues))
+        queues = await self.app.db(self.app.store.list_queues)
+        return admin_pb2.ListQueuesResponse(queues=[redact_spec(q) for q in queues])
 
     # -- nodes ------------------------------------------------------------
 
@@ -102,18 +105,18 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def DrainNode(self, request: admin_pb2.DrainNodeRequest, context: Ctx) -> admin_pb2.DrainNodeResponse:
-        record, _ = await self.app.db(self.app.store.set_draining, request.node_id, True, context.peer())
+        record, _ = await self.app.db(self.app.store.set_draining, request.node_id, True, self.app.auth.actor(context))
         return admin_pb2.DrainNodeResponse(node=await self._node_changed(record))
 
     @rpc_errors
     async def CordonNode(self, request: admin_pb2.CordonNodeRequest, context: Ctx) -> admin_pb2.CordonNodeResponse:
-        record, _ = await self.app.db(self.app.store.cordon_node, request.node_id, context.peer())
+        record, _ = await self.app.db(self.app.store.cordon_node, request.node_id, self.app.auth.actor(context))
         return admin_pb2.CordonNodeResponse(node=await self._node_changed(record))
 
     @rpc_errors
     async def UncordonNode(self, request: admin_pb2.UncordonNodeRequest,
                            context: Ctx) -> admin_pb2.UncordonNodeResponse:
-        record, _ = await self.app.db(self.app.store.uncordon_node, request.node_id, context.peer())
+        record, _ = await self.app.db(self.app.store.uncordon_node, request.node_id, self.app.auth.actor(context))
         return admin_pb2.UncordonNodeResponse(node=await self._node_changed(record))
 
     @rpc_errors
@@ -122,8 +125,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         if state != admin_pb2.NODE_STATE_DOWN:
             name = admin_pb2.NodeState.Name(state).removeprefix("NODE_STATE_").lower()
             raise FailedPrecondition(f"node {request.node_id} is {name}: drain and stop it first")
-        await self.app.db(self.app.store.forget_node, request.node_id, context.peer())
+        await self.app.db(self.app.store.forget_node, request.node_id, self.app.auth.actor(context))
         self.app.sessions.forget(request.node_id)
+        self.app.auth.tokens.drop(node_id=request.node_id)
         return admin_pb2.ForgetNodeResponse()
 
     async def _node_changed(self, record: NodeRecord) -> admin_pb2.NodeInfo:
@@ -151,6 +155,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     def _broker(self, spec: queue_pb2.QueueSpec) -> Backend:
         """The coordinator's own connection to a queue's broker (enqueue, dead letters)."""
+        if has_references(spec.url):
+            # Secrets are resolved on nodes only, never here.
+            raise FailedPrecondition(f"queue {spec.name!r}: its URL references secrets that only nodes resolve, so the "
+                                     "coordinator cannot reach its broker; use a producer or the broker where the "
+                                     "secret is available")
         where = (spec.backend, spec.url, tuple(sorted(spec.options.items())))
         cached = self._brokers.get(spec.name)
         if cached is None or cached[0] != where:
@@ -182,7 +191,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         spec = await self.app.db(self.app.store.get_queue, request.queue)
         ids = None if request.all else list(request.ids)
         retried = await asyncio.to_thread(self._broker(spec).dead_retry, ids)
-        await self.app.db(self.app.store.record, context.peer(), "dead.retry", spec.name,
+        await self.app.db(self.app.store.record, self.app.auth.actor(context), "dead.retry", spec.name,
                           {"ids": ids or "all", "retried": retried})
         return admin_pb2.RetryDeadLettersResponse(retried=retried)
 
@@ -191,7 +200,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                                context: Ctx) -> admin_pb2.PurgeDeadLettersResponse:
         spec = await self.app.db(self.app.store.get_queue, request.queue)
         purged = await asyncio.to_thread(self._broker(spec).dead_purge)
-        await self.app.db(self.app.store.record, context.peer(), "dead.purge", spec.name, {"purged": purged})
+        await self.app.db(self.app.store.record, self.app.auth.actor(context), "dead.purge", spec.name, {"purged": purged})
         return admin_pb2.PurgeDeadLettersResponse(purged=purged)
 
     @rpc_errors
@@ -201,6 +210,16 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def close(self) -> None:
         for _, broker in self._brokers.values():
             broker.close()
+
+
+def _redacted(changes: list[admin_pb2.QueueChange]) -> list[admin_pb2.QueueChange]:
+    """Apply's changes fit to leave the coordinator: only nodes get broker secrets."""
+    for change in changes:
+        for side in ("before", "after"):
+            if change.HasField(side):
+                spec = getattr(change, side)
+                spec.url = redact_url(spec.url)
+    return changes
 
 
 def _limit(requested: int) -> int:

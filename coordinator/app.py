@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from octobot.coordinator.auth import Auth
 from octobot.coordinator.sessions import Liveness, NodeSession, Sessions
 from octobot.coordinator.stats import GRACE, ClusterStats
 from octobot.coordinator.store import Store
@@ -28,8 +29,11 @@ DEFAULT_STATS_RETENTION = 7 * 86400
 
 
 class Coordinator:
-    def __init__(self, store: Store, liveness: Liveness, retention: int = DEFAULT_STATS_RETENTION) -> None:
+    def __init__(self, store: Store, liveness: Liveness, retention: int = DEFAULT_STATS_RETENTION,
+                 anonymous: bool = True) -> None:
         self.store = store
+        # Who may call what; ``anonymous``: callers without credentials act as admin.
+        self.auth = Auth(anonymous, reload=lambda: self.db(self.store.list_tokens))
         self.sessions = Sessions(liveness)
         self.stats = ClusterStats()
         # How long the store keeps 1 minute stats rollups, in seconds.

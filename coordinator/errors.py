@@ -1,4 +1,5 @@
-"""Map domain errors to precise gRPC statuses, so no traceback reaches a client."""
+"""Map domain errors to precise gRPC statuses, so no traceback (nor a broker
+password quoted in an error) reaches a client."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any, TypeVar
 import grpc
 
 from octobot.backends import BrokerUnavailable
+from octobot.coordinator.auth import Denied
 from octobot.coordinator.store import AlreadyExists, FailedPrecondition, NotFound
+from octobot.secrets import redact_text
 
 log = logging.getLogger("octobot.coordinator")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -33,11 +36,13 @@ def rpc_errors(method: F) -> F:
             return await method(self, request, context)
         except grpc.aio.AbortError:
             raise
+        except Denied as exc:
+            await context.abort(exc.code, str(exc))
         except Exception as exc:
             for kind, code in _STATUS:
                 if isinstance(exc, kind):
-                    await context.abort(code, str(exc))
+                    await context.abort(code, redact_text(str(exc)))
             log.exception("%s failed", method.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            await context.abort(grpc.StatusCode.INTERNAL, redact_text(f"{type(exc).__name__}: {exc}"))
 
     return wrapper  # type: ignore[return-value]

@@ -90,3 +90,20 @@ class StatsMinuteRow(Base):
     run_time: Mapped[bytes] = mapped_column(LargeBinary)
     wait_time: Mapped[bytes] = mapped_column(LargeBinary)
     end_to_end: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TokenRow(Base):
+    """A bearer token: only a SHA-256 of its secret is kept. A node credential
+    (made by NodeService.Join) is bound to one node id; other tokens are not."""
+
+    __tablename__ = "tokens"
+
+    # The public part of the token string, to find the row without the secret.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    node_id: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)

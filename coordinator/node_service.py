@@ -9,12 +9,20 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from octobot.coordinator import tokens
 from octobot.coordinator.app import Coordinator
+from octobot.coordinator.auth import NODE, Denied
+from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.sessions import NodeSession
-from octobot.coordinator.store import NodeRecord
+from octobot.coordinator.store import FailedPrecondition, NodeRecord
 from octobot.v1 import node_pb2, node_pb2_grpc
 
 log = logging.getLogger("octobot.coordinator.nodes")
+
+
+def check_node_id(node_id: str) -> None:  # TODO(lead): use coordinator/limits.py's once it lands
+    if not 0 < len(node_id) <= 128:
+        raise ValueError("node_id must be 1 to 128 characters")
 
 
 class NodeService(node_pb2_grpc.NodeServiceServicer):
@@ -27,6 +35,10 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
         if first is None or first.WhichOneof("kind") != "hello" or not first.hello.node_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello with a node_id")
         hello = first.hello
+        try:
+            self.app.auth.check_node(self.app.auth.principal(context), hello.node_id)
+        except Denied as exc:
+            await context.abort(exc.code, str(exc))
         record = await self.app.db(self.app.store.register_node, NodeRecord(
             node_id=hello.node_id, hostname=hello.hostname, labels=dict(hello.labels),
             version=hello.version, tasks=list(hello.tasks)))
@@ -57,6 +69,22 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
             self.app.sessions.detach(session)
             self.app.left(session)
             log.info("node %s disconnected", record.node_id)
+
+    @rpc_errors
+    async def Join(self, request: node_pb2.JoinRequest, context: grpc.aio.ServicerContext) -> node_pb2.JoinResponse:
+        """A node with a join token gets a credential bound to its id."""
+        principal = self.app.auth.principal(context)
+        if principal.node_id is not None:
+            raise FailedPrecondition(f"{principal.name} is already identified: connect without joining")
+        if not principal.anonymous and principal.role != NODE:
+            raise Denied(grpc.StatusCode.PERMISSION_DENIED, "joining needs a join token (role node)")
+        check_node_id(request.node_id)
+        record, credential = tokens.new_token(f"{tokens.NODE_PREFIX}{request.node_id}", NODE, time.time(),
+                                              node_id=request.node_id)
+        await self.app.db(self.app.store.create_token, record, principal.actor)
+        self.app.auth.tokens.add(record)
+        log.info("node %s joined with %s", request.node_id, principal.actor)
+        return node_pb2.JoinResponse(credential=credential)
 
     async def _read(self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.NodeMessage]) -> None:
         try:

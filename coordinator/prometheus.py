@@ -24,7 +24,8 @@ from octobot.coordinator.app import Coordinator
 from octobot.coordinator.stats import PROMETHEUS_DIM
 from octobot.coordinator.stats_bucket import COUNTS
 from octobot.histogram import Histogram
-from octobot.http_pages import serve_pages
+from octobot.http_pages import Authorize, serve_pages
+from octobot.rpc import ServerTls
 from octobot.v1 import admin_pb2
 
 # Upper bounds (seconds) of the exposed latency buckets.
@@ -123,9 +124,10 @@ async def render(app: Coordinator) -> list[bytes]:
     return chunks
 
 
-def serve_metrics(app: Coordinator, listen: str, loop: asyncio.AbstractEventLoop) -> tuple[ThreadingHTTPServer, int]:
-    """Start the HTTP exposition thread; returns the server and its port."""
+def serve_metrics(app: Coordinator, listen: str, loop: asyncio.AbstractEventLoop, tls: ServerTls | None = None,
+                  authorize: Authorize | None = None) -> tuple[ThreadingHTTPServer, int]:
+    """Start the HTTP(S) exposition thread; returns the server and its port."""
     def metrics() -> tuple[list[bytes], str]:
         return asyncio.run_coroutine_threadsafe(render(app), loop).result(timeout=30), CONTENT_TYPE
 
-    return serve_pages(listen, {"/metrics": metrics})
+    return serve_pages(listen, {"/metrics": metrics}, tls, authorize)

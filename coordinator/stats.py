@@ -14,7 +14,6 @@ the store as a delta, so it lands where it belongs.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Iterable
 
@@ -30,21 +29,7 @@ GRACE = 3
 # The label Prometheus histograms are broken down by.
 PROMETHEUS_DIM = "dc"
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 Key = tuple[str, str]  # (queue, value) within one dimension
-
-
-def parse_duration(text: str, what: str = "window") -> int:
-    """'10s', '1m', '15m', '24h', '7d' -> whole seconds; ValueError otherwise."""
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"bad {what} {text!r}: use a number and s, m, h or d, like 10s, 15m or 24h")
-    seconds = float(m[1]) * _UNITS[m[2]]
-    if seconds < 1 or seconds != int(seconds):
-        raise ValueError(f"bad {what} {text!r}: whole seconds, at least 1s")
-    return int(seconds)
 
 
 def to_stored(queue: str, dim: str, value: str, minute: int, b: Bucket) -> StatsMinute:

@@ -15,9 +15,10 @@ import grpc
 
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.errors import rpc_errors
-from octobot.coordinator.stats import NODE, GaugeTotal, Key, parse_duration
+from octobot.coordinator.stats import NODE, GaugeTotal, Key
 from octobot.coordinator.stats_bucket import Bucket, merged, percentiles
 from octobot.coordinator.stats_series import RETENTION
+from octobot.durations import parse_duration
 from octobot.v1 import stats_pb2, stats_pb2_grpc
 
 # A window's bucket per (queue, value) and the seconds it covers; by (dim, start, queue).

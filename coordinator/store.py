@@ -26,10 +26,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from octobot import queue_specs
-from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow
+from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow, TokenRow
 from octobot.coordinator.planner import runs_on
+from octobot.coordinator.tokens import ROLE_NAMES, ROLES_BY_NAME, TokenRecord
 from octobot.coordinator.bucket_sums import sum_buckets
 from octobot.histogram import DEFAULT_ACCURACY
+from octobot.secrets import redact_text
 from octobot.v1 import admin_pb2, queue_pb2, sample_columns_pb2, stats_pb2
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -152,6 +154,12 @@ def _node_record(row: NodeRow) -> NodeRecord:
                       cordoned_queues=None if row.cordoned_queues is None else list(row.cordoned_queues))
 
 
+def _token_record(row: TokenRow) -> TokenRecord:
+    return TokenRecord(id=row.id, name=row.name, role=ROLES_BY_NAME[row.role], secret_sha256=row.secret_sha256,
+                       created_at=row.created_at, expires_at=row.expires_at, last_used_at=row.last_used_at,
+                       node_id=row.node_id)
+
+
 class Store:
     """Durable desired state. Thread-safe: one session per call."""
 
@@ -185,8 +193,9 @@ class Store:
 
     @staticmethod
     def _audit(session: Session, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        # Queue URLs are audited without their passwords.
         session.add(AuditRow(at=time.time(), actor=actor, action=action, target=target,
-                             detail=json.dumps(detail, sort_keys=True, default=str)))
+                             detail=redact_text(json.dumps(detail, sort_keys=True, default=str))))
 
     # Queue changes within a transaction; the caller bumps the generation once.
 
@@ -355,11 +364,13 @@ class Store:
             return _node_record(row), self._bump_generation(session)
 
     def forget_node(self, node_id: str, actor: str) -> None:
-        """Delete a node's record (the caller checks it is down)."""
+        """Delete a node's record and its credential (the caller checks it is
+        down): the id may join again."""
         with self._tx() as session:
             row = self._node_row(session, node_id)
             self._audit(session, actor, "node.forget", node_id, {"hostname": row.hostname, "labels": row.labels})
             session.delete(row)
+            session.execute(delete(TokenRow).where(TokenRow.node_id == node_id))
 
     def get_node(self, node_id: str) -> NodeRecord:
         with self._tx() as session:
@@ -376,6 +387,48 @@ class Store:
     def list_nodes(self) -> list[NodeRecord]:
         with self._tx() as session:
             return [_node_record(r) for r in session.scalars(select(NodeRow).order_by(NodeRow.node_id))]
+
+    # -- tokens -----------------------------------------------------------
+
+    def create_token(self, record: TokenRecord, actor: str) -> None:
+        """Store a token; AlreadyExists when its name (or, for a node
+        credential, its node id) is taken."""
+        try:
+            with self._tx() as session:
+                if session.scalar(select(TokenRow.id).where(TokenRow.name == record.name)) is not None:
+                    raise AlreadyExists(f"token {record.name!r} already exists")
+                if record.node_id is not None and session.scalar(
+                        select(TokenRow.id).where(TokenRow.node_id == record.node_id)) is not None:
+                    raise AlreadyExists(f"node {record.node_id!r} has already joined: `octoctl node forget` it first")
+                session.add(TokenRow(id=record.id, name=record.name, role=ROLE_NAMES[record.role],
+                                     secret_sha256=record.secret_sha256, created_at=record.created_at,
+                                     expires_at=record.expires_at, node_id=record.node_id))
+                self._audit(session, actor, "token.create", record.name,
+                            {"role": ROLE_NAMES[record.role], "expires_at": record.expires_at,
+                             "node_id": record.node_id})
+        except IntegrityError:
+            raise AlreadyExists(f"token {record.name!r} already exists") from None
+
+    def revoke_token(self, name: str, actor: str) -> TokenRecord:
+        with self._tx() as session:
+            row = session.scalar(select(TokenRow).where(TokenRow.name == name).with_for_update())
+            if row is None:
+                raise NotFound(f"token {name!r} not found")
+            session.delete(row)
+            self._audit(session, actor, "token.revoke", name, {"role": row.role})
+            return _token_record(row)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._tx() as session:
+            return [_token_record(r) for r in session.scalars(select(TokenRow).order_by(TokenRow.name))]
+
+    def touch_tokens(self, last_used: dict[str, float]) -> None:
+        """Persist tokens' last-use times (periodically, not per call)."""
+        if not last_used:
+            return
+        with self._tx() as session:
+            known = set(session.scalars(select(TokenRow.id).where(TokenRow.id.in_(last_used))))
+            session.execute(update(TokenRow), [{"id": i, "last_used_at": t} for i, t in last_used.items() if i in known])
 
     # -- stats rollups ----------------------------------------------------
 
@@ -432,8 +485,9 @@ class Store:
             rows = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
             entries = []
             for r in rows:
+                # Redacted again: entries written before redaction existed may hold passwords.
                 entry = admin_pb2.AuditEntry(id=r.id, actor=r.actor, action=r.action, target=r.target,
-                                             detail=r.detail)
+                                             detail=redact_text(r.detail))
                 entry.at.FromNanoseconds(int(r.at * 1e9))
                 entries.append(entry)
             return entries

@@ -5,99 +5,58 @@
     octoctl enqueue emails emails.send --args '["a@example.com"]'
     octoctl stats
     octoctl top
+    octoctl config set-context prod --coordinator coord.example:7400 --ca ca.pem --token-file prod.token
+    octoctl --context prod token create ci --role operator --expires 30d
 
 Exit codes: 0 success, 1 the coordinator refused the request (invalid,
-not found, already exists), 2 bad usage, 3 coordinator unreachable.
+not found, already exists, no valid token, role not allowed), 2 bad usage
+(a bad config file or unknown context too), 3 coordinator unreachable.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from functools import cached_property
-from typing import IO, Any, TypeVar
+from collections.abc import Callable
+from typing import IO, Any
 
 import click
-import grpc
 
-from octobot import queue_file, queue_specs, rpc
-from octobot.ctl.output import emit, fields, ms, to_dict
+from octobot import queue_file, queue_specs
+from octobot.ctl import config, tokens
+from octobot.ctl.cluster import Cluster, Refused, pass_cluster
+from octobot.ctl.output import F, emit, fields, ms, output_option, to_dict
 from octobot.ctl.top import run_top
 from octobot.envelope import BadMessage, Envelope
 from octobot.selector import parse_labels
-from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2, stats_pb2, stats_pb2_grpc
+from octobot.v1 import admin_pb2, queue_pb2, stats_pb2
 
-F = TypeVar("F", bound=Callable[..., Any])
-TIMEOUT = 15.0
 ENQUEUE_BATCH = 1000
 STATES = {admin_pb2.NODE_STATE_UP: "up", admin_pb2.NODE_STATE_SUSPECT: "suspect", admin_pb2.NODE_STATE_DOWN: "down"}
 
 
-class Refused(click.ClickException):
-    exit_code = 1
-
-
-class Unreachable(click.ClickException):
-    exit_code = 3
-
-
-class Cluster:
-    """Stubs for one coordinator, made on first use."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    @cached_property
-    def _channel(self) -> grpc.Channel:
-        return rpc.make_channel(self.target)
-
-    @cached_property
-    def admin(self) -> admin_pb2_grpc.AdminServiceStub:
-        return admin_pb2_grpc.AdminServiceStub(self._channel)
-
-    @cached_property
-    def stats(self) -> stats_pb2_grpc.StatsServiceStub:
-        return stats_pb2_grpc.StatsServiceStub(self._channel)
-
-    def call(self, method: Callable[..., Any], request: Any) -> Any:
-        try:
-            return method(request, timeout=TIMEOUT)
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-
-    def watch(self, request: stats_pb2.WatchRequest) -> Iterator[stats_pb2.WatchResponse]:
-        """Snapshots from StatsService.Watch until the caller stops; the stream is cancelled then."""
-        stream = self.stats.Watch(request, wait_for_ready=False)
-        try:
-            yield from stream
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-        finally:
-            stream.cancel()
-
-    def _error(self, exc: grpc.RpcError) -> click.ClickException:
-        code, details = exc.code(), exc.details()  # type: ignore[attr-defined]
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            return Unreachable(f"cannot reach coordinator at {self.target}: {details}")
-        return Refused(details or code.name)
-
-
-pass_cluster = click.make_pass_decorator(Cluster)
-
-
-def output_option(fn: F) -> F:
-    return click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
-                        show_default=True, help="output format")(fn)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--coordinator", envvar="OCTOBOT_COORDINATOR", default="127.0.0.1:7400", show_default=True,
-              help="coordinator host:port (env OCTOBOT_COORDINATOR)")
+@click.option("--context", "context_name", default=None,
+              help="context of the config file to use (default: its current-context)")
+@click.option("--coordinator", default=None,
+              help=f"coordinator host:port, several comma-separated (env OCTOBOT_COORDINATOR; default {config.DEFAULT_COORDINATOR})")
+@click.option("--ca", default=None, help="CA certificate (PEM) of the coordinator's TLS (env OCTOBOT_CA; "
+              "default: the system's roots)")
+@click.option("--token", default=None, help="bearer token (env OCTOBOT_TOKEN)")
+@click.option("--token-file", default=None, help="file holding the bearer token")
+@click.option("--insecure", is_flag=True, help="plaintext to a coordinator off this machine")
 @click.pass_context
-def cli(ctx: click.Context, coordinator: str) -> None:
+def cli(ctx: click.Context, context_name: str | None, coordinator: str | None, ca: str | None, token: str | None,
+        token_file: str | None, insecure: bool) -> None:
     """Operate an Octobot cluster."""
-    ctx.obj = Cluster(coordinator)
+    if token is not None and token_file is not None:
+        raise click.UsageError("give --token or --token-file, not both")
+    flags = config.Settings(config.split_addresses([coordinator or ""]), ca, token, token_file, insecure or None)
+    ctx.obj = Cluster(flags, context_name)
+
+
+cli.add_command(config.group)
+cli.add_command(tokens.group)
 
 
 # -- queues -----------------------------------------------------------------

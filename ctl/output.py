@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+import click
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from rich.console import Console
@@ -15,6 +16,13 @@ console = Console(highlight=False, soft_wrap=True)
 if not console.is_terminal:
     # Piped output (scripts, the demo) should not wrap at 80 columns.
     console.width = 200
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_option(fn: F) -> F:
+    return click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+                        show_default=True, help="output format")(fn)
 
 
 def to_dict(msg: Message) -> dict[str, Any]:

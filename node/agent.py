@@ -15,6 +15,7 @@ from octobot.backends import Backend
 from octobot.node.runner import QueueRunner, visibility_timeout
 from octobot.node.scheduler import SlotScheduler
 from octobot.node.state import StateDir
+from octobot.secrets import redact_text, resolve
 from octobot.v1 import node_pb2, queue_pb2
 
 log = logging.getLogger("octobot.node")
@@ -39,6 +40,9 @@ class Agent:
         self._runners: dict[str, QueueRunner] = {}
         # Runners being stopped in the background, until their tasks finish.
         self._stopping: set[QueueRunner] = set()
+        # Queues that could not start (an unresolvable secret, a broken spec) and why:
+        # reported as broker errors, tried again with the next assignment.
+        self._failed: dict[str, str] = {}
         self.generation = 0
         self.draining = False
 
@@ -46,6 +50,7 @@ class Agent:
         with self._lock:
             self.draining = assignment.drain
             wanted = {q.name: q for q in assignment.queues}
+            self._failed = {}
             for name in list(self._runners):
                 spec = wanted.get(name)
                 if spec is None or _binding(spec) != _binding(self._runners[name].spec):
@@ -57,6 +62,7 @@ class Agent:
                         runner = QueueRunner(spec, self._open_backend, self.scheduler, self.record_stats)
                     except Exception as exc:  # a broken spec must not stop the other queues
                         log.error("cannot start queue %s: %s", name, exc)
+                        self._failed[name] = f"cannot start: {exc}"
                         continue
                     self._runners[name] = runner
                     runner.start()
@@ -69,7 +75,8 @@ class Agent:
                 self.cache.save_assignment(assignment)
 
     def _open_backend(self, spec: queue_pb2.QueueSpec) -> Backend:
-        return backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options),
+        # Secrets are resolved here, on the node, right before connecting.
+        return backends.open_backend(spec.backend, spec.name, resolve(spec.url), dict(spec.options),
                                      consumer_name=self.consumer_name, visibility_timeout=visibility_timeout(spec),
                                      prefetch=spec.concurrency)
 
@@ -88,7 +95,11 @@ class Agent:
     def heartbeat(self) -> node_pb2.Heartbeat:
         with self._lock:
             queues = [r.status() for r in self._runners.values()]
+            queues += [node_pb2.QueueStatus(queue=name, connected=False, error=error)
+                       for name, error in self._failed.items()]
             drained = self.draining and not self._runners and not self._stopping
+        for status in queues:
+            status.error = redact_text(status.error)  # a broker's error may quote its URL
         return node_pb2.Heartbeat(queues=queues, drained=drained)
 
     def stats(self) -> node_pb2.StatsReport:

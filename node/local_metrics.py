@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from octobot.histogram import Histogram
 from octobot.http_pages import serve_pages
+from octobot.rpc import ServerTls
 from octobot.v1 import node_pb2
 
 WINDOW = 60.0
@@ -100,8 +101,8 @@ class _Collector(Collector):
             yield family
 
 
-def serve(stats: LocalStats, listen: str) -> tuple[ThreadingHTTPServer, int]:
-    """Serve `/metrics` and `/` on ``listen`` (host:port, port 0 picks one) in a daemon thread."""
+def serve(stats: LocalStats, listen: str, tls: ServerTls | None = None) -> tuple[ThreadingHTTPServer, int]:
+    """Serve `/metrics` and `/` on ``listen`` (host:port, port 0 picks one; HTTPS with ``tls``) in a daemon thread."""
     registry = CollectorRegistry()
     registry.register(_Collector(stats))
 
@@ -111,4 +112,4 @@ def serve(stats: LocalStats, listen: str) -> tuple[ThreadingHTTPServer, int]:
     def status() -> tuple[bytes, str]:
         return json.dumps(stats.snapshot(), indent=2).encode(), "application/json"
 
-    return serve_pages(listen, {"/metrics": metrics, "/": status, "/stats.json": status})
+    return serve_pages(listen, {"/metrics": metrics, "/": status, "/stats.json": status}, tls)

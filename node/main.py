@@ -2,6 +2,8 @@
 from a YAML file as the original Octobot did.
 
     octobot-node --coordinator 127.0.0.1:7400 --label dc=us-east --tasks myapp.tasks --state-dir /var/lib/octobot
+    octobot-node --coordinator coord:7401 --ca ca.pem --client-cert node.pem --client-key node.key ...
+    octobot-node --coordinator coord:7400 --ca ca.pem --join-token obt_... ...
     octobot-node --config octobot.yml --tasks myapp.tasks --metrics-listen 127.0.0.1:1228
 """
 
@@ -14,10 +16,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import click
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
-from octobot import tasks
+from octobot import rpc, tasks
 from octobot.logs import setup_logging
 from octobot.node import config as node_config
 from octobot.node.agent import Agent
@@ -60,6 +65,17 @@ def run_hook(hook: Callable[[], object] | None, what: str) -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--coordinator", envvar="OCTOBOT_COORDINATOR", default=None,
               help=f"coordinator host:port [default: {DEFAULT_COORDINATOR}]")
+@click.option("--ca", type=click.Path(dir_okay=False), default=None, envvar="OCTOBOT_CA",
+              help="CA (PEM) that signed the coordinator's certificate; TLS is used off loopback regardless")
+@click.option("--client-cert", type=click.Path(dir_okay=False), default=None,
+              help="this node's certificate for the coordinator's --node-listen port (mutual TLS); "
+                   "its common name is the node id")
+@click.option("--client-key", type=click.Path(dir_okay=False), default=None, help="private key of --client-cert")
+@click.option("--join-token", envvar="OCTOBOT_JOIN_TOKEN", default=None,
+              help="join token (octoctl token create NAME --role node) for the coordinator's --listen port: "
+                   "used once, to get the node's own credential, kept in --state-dir")
+@click.option("--insecure", is_flag=True,
+              help="plaintext to a non-loopback coordinator, and for a non-loopback --metrics-listen")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="standalone: run the queues of this YAML file, with no coordinator")
 @click.option("--label", "labels", multiple=True, help="node label key=value, e.g. dc=us-east (repeatable)")
@@ -73,6 +89,9 @@ def run_hook(hook: Callable[[], object] | None, what: str) -> None:
               help="worker processes sharing each queue's concurrency (for CPU-bound tasks)")
 @click.option("--metrics-listen", default=None,
               help="standalone: serve /metrics (Prometheus) and / (JSON) on host:port")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), default=None,
+              help="standalone: PEM certificate to serve --metrics-listen over HTTPS (with --tls-key)")
+@click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="private key of --tls-cert")
 @click.option("--on-start", default=None, help="module:function to call before consuming starts")
 @click.option("--on-stop", default=None, help="module:function to call after the node has drained")
 @click.option("--stats/--no-stats", "record_stats", default=True, show_default=True,
@@ -81,8 +100,10 @@ def run_hook(hook: Callable[[], object] | None, what: str) -> None:
 @click.option("--interval", default=1.0, show_default=True, help="heartbeat and stats interval, seconds")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def main(coordinator: str | None, config_path: str | None, labels: tuple[str, ...], task_modules: tuple[str, ...],
+def main(coordinator: str | None, ca: str | None, client_cert: str | None, client_key: str | None,
+         join_token: str | None, insecure: bool, config_path: str | None, labels: tuple[str, ...], task_modules: tuple[str, ...],
          state_dir: str, max_workers: int | None, processes: int, metrics_listen: str | None,
+         tls_cert: str | None, tls_key: str | None,
          on_start: str | None, on_stop: str | None, record_stats: bool, drain_timeout: float, interval: float,
          log_level: str) -> None:
     """Run an Octobot worker node."""
@@ -104,6 +125,7 @@ def main(coordinator: str | None, config_path: str | None, labels: tuple[str, ..
         on_start, on_stop = on_start or config.startup_hook, on_stop or config.shutdown_hook
     elif metrics_listen is not None:
         raise click.UsageError("--metrics-listen is for standalone nodes; with a coordinator, scrape the coordinator")
+    page_tls = _page_tls(metrics_listen, tls_cert, tls_key, insecure)
 
     # Task modules and hooks live in the operator's project, as with `python -m`.
     sys.path.insert(0, os.getcwd())
@@ -114,8 +136,12 @@ def main(coordinator: str | None, config_path: str | None, labels: tuple[str, ..
         raise click.ClickException(f"cannot import task module: {type(exc).__name__}: {exc}") from None
     start_hook, stop_hook = load_hook(on_start, "--on-start"), load_hook(on_stop, "--on-stop")
 
+    if (client_cert is None) != (client_key is None):
+        raise click.UsageError("give --client-cert and --client-key together")
     state = StateDir(state_dir)
     node_id = state.node_id()
+    if client_cert is not None:
+        node_id = _certificate_node_id(client_cert, state)
     run_hook(start_hook, "start")
     # Only a coordinator's assignments are cached: a standalone node reads its file.
     cache = None if config else state
@@ -138,10 +164,11 @@ def main(coordinator: str | None, config_path: str | None, labels: tuple[str, ..
         if metrics_listen:
             local = LocalStats()
             try:
-                _, port = serve(local, metrics_listen)
+                _, port = serve(local, metrics_listen, page_tls)
             except (OSError, ValueError) as exc:
                 raise click.ClickException(f"cannot serve metrics on {metrics_listen}: {exc}") from None
-            log.info("metrics on http://%s:%d/metrics and /", metrics_listen.rpartition(":")[0] or "127.0.0.1", port)
+            log.info("metrics on %s://%s:%d/metrics and /", "https" if page_tls else "http",
+                     metrics_listen.rpartition(":")[0] or "127.0.0.1", port)
             threading.Thread(target=_feed, args=(stats, local, stopped), name="local-stats", daemon=True).start()
     else:
         cached = state.load_assignment()
@@ -149,7 +176,9 @@ def main(coordinator: str | None, config_path: str | None, labels: tuple[str, ..
             # Work goes on from the last assignment even if the coordinator is unreachable.
             log.info("resuming cached assignment generation %d (%d queues)", cached.generation, len(cached.queues))
             agent.apply(cached)
-        session = CoordinatorSession(agent, stats, coordinator or DEFAULT_COORDINATOR, node_id, label_map)
+        auth = rpc.ClientAuth(ca=ca, client_cert=client_cert, client_key=client_key, insecure=insecure)
+        session = CoordinatorSession(agent, stats, coordinator or DEFAULT_COORDINATOR, node_id, label_map, auth,
+                                     state, join_token)
         session_thread = threading.Thread(target=session.run, name="session", daemon=True)
         session_thread.start()
 
@@ -167,6 +196,38 @@ def main(coordinator: str | None, config_path: str | None, labels: tuple[str, ..
     agent.shutdown()
     run_hook(stop_hook, "stop")
     log.info("node %s stopped", node_id)
+
+
+def _certificate_node_id(path: str, state: StateDir) -> str:
+    """The node id a client certificate carries (its common name); the state
+    dir's id follows it, so the id a node reports always matches its certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--client-cert") from None
+    if not names:
+        raise click.BadParameter(f"{path} has no common name to take the node id from", param_hint="--client-cert")
+    node_id = str(names[0].value)
+    if state.node_id() != node_id:
+        state.set_node_id(node_id)
+    return node_id
+
+
+def _page_tls(metrics_listen: str | None, tls_cert: str | None, tls_key: str | None,
+              insecure: bool) -> rpc.ServerTls | None:
+    """HTTPS for the standalone metrics page; plaintext only on loopback or with --insecure."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give --tls-cert and --tls-key together")
+    if tls_cert and not metrics_listen:
+        raise click.UsageError("--tls-cert and --tls-key serve --metrics-listen (standalone nodes)")
+    tls = rpc.ServerTls(tls_cert, tls_key) if tls_cert and tls_key else None
+    if metrics_listen:
+        try:
+            rpc.require_tls_off_loopback(metrics_listen, tls, insecure, "--metrics-listen")
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    return tls
 
 
 def _feed(stats: StatsBuffer, local: LocalStats, stopped: threading.Event) -> None:

@@ -1,9 +1,14 @@
 """The node's session with the coordinator: one bidirectional stream, Hello
 first, then heartbeats and stats every interval; every assignment received is
-applied and acknowledged. Reconnects with backoff and jitter, forever."""
+applied and acknowledged. Reconnects with backoff and jitter, forever.
+
+A node proves who it is with its client certificate (mutual TLS), or with the
+credential it got once by joining with a join token and keeps in its state dir.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -17,6 +22,7 @@ import grpc
 import octobot
 from octobot import rpc, tasks
 from octobot.node.backoff import Backoff
+from octobot.node.state import StateDir
 from octobot.node.stats_buffer import StatsBuffer
 from octobot.v1 import node_pb2, node_pb2_grpc, queue_pb2
 
@@ -32,25 +38,45 @@ class Workers(Protocol):
     def heartbeat(self) -> node_pb2.Heartbeat: ...
 
 
+# Seconds between attempts while the coordinator refuses the node's credentials:
+# an operator has to act, so retrying fast only fills logs.
+REFUSED_RETRY = 30.0
+JOIN_TIMEOUT = 15.0
+REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
 class CoordinatorSession:
-    def __init__(self, agent: Workers, stats: StatsBuffer, target: str, node_id: str, labels: dict[str, str]) -> None:
+    def __init__(self, agent: Workers, stats: StatsBuffer, target: str, node_id: str, labels: dict[str, str],
+                 auth: rpc.ClientAuth = rpc.ClientAuth(), state: StateDir | None = None,
+                 join_token: str | None = None) -> None:
         self.agent = agent
         self.stats = stats
         self.target = target
         self.node_id = node_id
         self.labels = labels
+        # TLS and, for mutual TLS, the node's certificate; the token comes from ``state``.
+        self.auth = auth
+        self.state = state
+        self.join_token = join_token
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
 
     def run(self) -> None:
         """Keep a stream open until stop(); returns when stopped."""
-        channel = rpc.make_channel(self.target)
-        stub = node_pb2_grpc.NodeServiceStub(channel)
         backoff = Backoff(initial=0.2, cap=5.0)
         connected_once, up = False, None
+        channel: grpc.Channel | None = None
+        token: str | None = None
         while not self._stop.is_set():
+            delay = None
             try:
-                for _ in self._stream(stub):
+                credential = self._credential()
+                if channel is None or credential != token:
+                    if channel is not None:
+                        channel.close()
+                    token = credential
+                    channel = rpc.make_channel(self.target, dataclasses.replace(self.auth, token=token))
+                for _ in self._stream(node_pb2_grpc.NodeServiceStub(channel)):
                     if up is not True:
                         log.info("%s coordinator %s", "reconnected to" if connected_once else "connected to", self.target)
                         up, connected_once = True, True
@@ -58,14 +84,46 @@ class CoordinatorSession:
             except grpc.RpcError as exc:
                 if self._stop.is_set():
                     break
-                if up is not False:
+                code = exc.code() if hasattr(exc, "code") else None
+                if code in REFUSED:
+                    delay = self._refused(exc)
+                    up = False
+                elif up is not False:
                     log.warning("coordinator %s unreachable (%s); working from the last assignment, retrying",
-                                self.target, exc.code().name if hasattr(exc, "code") else exc)
+                                self.target, code.name if code else exc)
                     up = False
             if up is True:
                 up = None  # the stream ended cleanly (coordinator shut down): say so once on failure
-            self._stop.wait(backoff.next())
-        channel.close()
+            self._stop.wait(delay or backoff.next())
+        if channel is not None:
+            channel.close()
+
+    def _credential(self) -> str | None:
+        """The node's credential; joins first when it has none and a join token."""
+        if self.state is None:
+            return None
+        credential = self.state.credential()
+        if credential is None and self.join_token:
+            with rpc.make_channel(self.target, dataclasses.replace(self.auth, token=self.join_token)) as channel:
+                response = node_pb2_grpc.NodeServiceStub(channel).Join(
+                    node_pb2.JoinRequest(node_id=self.node_id), timeout=JOIN_TIMEOUT)
+            self.state.save_credential(response.credential)
+            log.info("joined the cluster as node %s; its credential is kept in %s", self.node_id, self.state.path)
+            credential = response.credential
+        return credential
+
+    def _refused(self, exc: grpc.RpcError) -> float:
+        """The coordinator refused our credentials: say why, and when joining
+        can fix it (a forgotten node's credential is gone), drop the stale one."""
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        if self.state is not None and self.join_token and self.state.credential() is not None \
+                and exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            log.warning("coordinator %s refused the node's credential (%s); joining again", self.target, details)
+            self.state.forget_credential()
+            return 0.0
+        log.error("coordinator %s refused node %s: %s; working from the last assignment, retrying in %.0fs",
+                  self.target, self.node_id, details, REFUSED_RETRY)
+        return REFUSED_RETRY
 
     def stop(self) -> None:
         self._stop.set()

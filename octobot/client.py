@@ -14,18 +14,21 @@ from typing import Any
 
 from octobot.backends import Backend, backend_class, backend_for_url, open_backend
 from octobot.envelope import Envelope
+from octobot.secrets import normalized, resolve
 
 
 class Client:
     """Enqueues tasks on one broker; safe to share between threads.
 
     The backend is chosen from the URL scheme unless ``backend`` names it.
-    One backend object (and its connections) is kept per queue and reused.
+    The URL may take its password from ``${env:NAME}`` or ``${file:/path}``,
+    read when a queue's connection opens. One backend object (and its
+    connections) is kept per queue and reused.
     """
 
     def __init__(self, url: str, backend: str | None = None, options: Mapping[str, str] | None = None) -> None:
         self.backend_name = backend or backend_for_url(url)
-        self.url = backend_class(self.backend_name).normalize_url(url)
+        self.url = normalized(url, backend_class(self.backend_name).normalize_url)
         self.options = dict(options or {})
         self._backends: dict[str, Backend] = {}
         self._lock = threading.Lock()
@@ -50,7 +53,8 @@ class Client:
         with self._lock:
             backend = self._backends.get(queue)
             if backend is None:
-                backend = self._backends[queue] = open_backend(self.backend_name, queue, self.url, self.options)
+                backend = open_backend(self.backend_name, queue, resolve(self.url), self.options)
+                self._backends[queue] = backend
             return backend
 
     def close(self) -> None:

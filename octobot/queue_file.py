@@ -33,6 +33,7 @@ from urllib.parse import quote
 import yaml
 
 from octobot import queue_specs
+from octobot.secrets import quote_keeping_references
 from octobot.v1 import queue_pb2
 
 # The original's connection keys, from which the broker URL is built.
@@ -78,7 +79,9 @@ def _url(backend: str, entry: dict[str, Any]) -> str:
         return ""
     host = entry.get("host", "127.0.0.1")
     user, password = entry.get("username"), entry.get("password")
-    auth = f"{quote(str(user or ''), safe='')}:{quote(str(password or ''), safe='')}@" if user or password else ""
+    # A ${env:NAME} or ${file:/path} password stays a reference, resolved by the node.
+    auth = (f"{quote_keeping_references(str(user or ''))}:{quote_keeping_references(str(password or ''))}@"
+            if user or password else "")
     if backend == "amqp":
         return f"amqp://{auth}{host}:{entry.get('port', 5672)}/{quote(str(entry.get('vhost', '/')), safe='')}"
     if backend == "redis":

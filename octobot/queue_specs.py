@@ -8,6 +8,7 @@ from typing import Any
 
 from octobot import backends
 from octobot.envelope import DEFAULT_MAX_BYTES
+from octobot.secrets import keep_stored_secret, normalized, refuse_redacted
 from octobot.selector import Selector
 from octobot.v1 import admin_pb2, queue_pb2
 
@@ -65,7 +66,7 @@ def validate(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
     out = queue_pb2.QueueSpec()
     out.CopyFrom(spec)
     try:
-        out.url = cls.normalize_url(spec.url)
+        out.url = normalized(spec.url, cls.normalize_url)
     except ValueError as exc:
         raise SpecError("url", str(exc)) from None
     return out
@@ -84,6 +85,8 @@ def merge_update(current: queue_pb2.QueueSpec, new: queue_pb2.QueueSpec, paths: 
         if path == "options":
             merged.options.clear()
             merged.options.update(new.options)
+        elif path == "url":
+            merged.url = keep_stored_secret(new.url, current.url)
         else:
             setattr(merged, path, getattr(new, path))
     if "backend" in paths and "url" not in paths:
@@ -120,6 +123,18 @@ def changed_fields(current: queue_pb2.QueueSpec, desired: queue_pb2.QueueSpec) -
     return [f for f in UPDATABLE if field_value(current, f) != field_value(desired, f)]
 
 
+def _with_stored_secret(spec: queue_pb2.QueueSpec, old: queue_pb2.QueueSpec | None) -> queue_pb2.QueueSpec:
+    """A declared spec whose URL is the redacted form of the stored one (a file
+    written by ``queue list -o yaml``) keeps the stored secret."""
+    out = queue_pb2.QueueSpec()
+    out.CopyFrom(spec)
+    try:
+        out.url = refuse_redacted(spec.url) if old is None else keep_stored_secret(spec.url, old.url)
+    except ValueError as exc:
+        raise SpecError("url", f"queue {spec.name!r}: {exc}") from None
+    return out
+
+
 def diff(current: list[queue_pb2.QueueSpec], desired: list[queue_pb2.QueueSpec],
          prune: bool) -> list[admin_pb2.QueueChange]:
     """The changes that turn the ``current`` queues into the ``desired`` ones (both
@@ -129,6 +144,7 @@ def diff(current: list[queue_pb2.QueueSpec], desired: list[queue_pb2.QueueSpec],
     changes = []
     for spec in desired:
         old = have.get(spec.name)
+        spec = _with_stored_secret(spec, old)
         if old is None:
             changes.append(admin_pb2.QueueChange(kind=admin_pb2.QUEUE_CHANGE_KIND_CREATE, name=spec.name, after=spec))
         elif fields := changed_fields(old, spec):

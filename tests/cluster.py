@@ -62,22 +62,31 @@ def _read_port(port_file: Path, what: str) -> int:
 
 
 class Coordinator(Process):
-    def __init__(self, db: str, workdir: Path, port: int = 0, metrics: bool = False) -> None:
-        self.db, self.workdir, self.metrics = db, workdir, metrics
+    """A coordinator process; with ``pki`` (octobot.tools.pki) it serves TLS on
+    its port and mutual TLS for nodes on ``node_target``."""
+
+    def __init__(self, db: str, workdir: Path, port: int = 0, metrics: bool = False, pki: Any = None) -> None:
+        self.db, self.workdir, self.metrics, self.pki = db, workdir, metrics, pki
         stamp = time.monotonic_ns()
         port_file, metrics_file = workdir / f"coordinator-{stamp}.port", workdir / f"coordinator-{stamp}.metrics"
+        node_file = workdir / f"coordinator-{stamp}.nodeport"
         args = [sys.executable, "-m", "octobot.coordinator.main", "--listen", f"127.0.0.1:{port}",
                 "--db", db, "--port-file", str(port_file), "--suspect-after", "2", "--down-after", "4"]
         if metrics:
             args += ["--metrics-listen", "127.0.0.1:0", "--metrics-port-file", str(metrics_file)]
+        if pki is not None:
+            args += ["--tls-cert", str(pki.cert("coordinator")), "--tls-key", str(pki.key("coordinator")),
+                     "--node-listen", "127.0.0.1:0", "--client-ca", str(pki.ca), "--node-port-file", str(node_file)]
         super().__init__(args, workdir / "coordinator.log")
         self.port = _read_port(port_file, f"coordinator to listen (log: {self.log})")
         self.target = f"127.0.0.1:{self.port}"
-        self.metrics_url = f"http://127.0.0.1:{_read_port(metrics_file, 'metrics port')}/metrics" if metrics else ""
+        self.node_target = f"127.0.0.1:{_read_port(node_file, 'node port')}" if pki is not None else ""
+        scheme = "https" if pki is not None else "http"
+        self.metrics_url = f"{scheme}://127.0.0.1:{_read_port(metrics_file, 'metrics port')}/metrics" if metrics else ""
 
     def restart(self) -> Coordinator:
         """A new coordinator process on the same port and store."""
-        return Coordinator(self.db, self.workdir, self.port, self.metrics)
+        return Coordinator(self.db, self.workdir, self.port, self.metrics, self.pki)
 
 
 class Node(Process):
@@ -104,9 +113,10 @@ class Node(Process):
         return file.read_text().strip()
 
 
-def octoctl(target: str, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def octoctl(target: str, *args: str, check: bool = True, input: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([sys.executable, "-m", "octobot.ctl.main", "--coordinator", target, *args],
-                            capture_output=True, text=True, timeout=60, input=input)
+                            capture_output=True, text=True, timeout=60, input=input, env={**os.environ, **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(f"octoctl {' '.join(args)} exited {result.returncode}: {result.stderr}")
     return result

@@ -66,8 +66,8 @@ class Processes:
         self.workdir = workdir
         self.started: list[Process] = []
 
-    def coordinator(self, db: str, metrics: bool = False) -> Coordinator:
-        c = Coordinator(db, self.workdir, metrics=metrics)
+    def coordinator(self, db: str, metrics: bool = False, pki: object = None) -> Coordinator:
+        c = Coordinator(db, self.workdir, metrics=metrics, pki=pki)
         self.started.append(c)
         return c
 

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from octobot.v1 import auth_pb2 as _auth_pb2
 from octobot.v1 import queue_pb2 as _queue_pb2
 from octobot.v1 import node_pb2 as _node_pb2
 from google.protobuf.internal import containers as _containers

@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from octobot.v1 import auth_pb2 as octobot_dot_v1_dot_auth__pb2
 from octobot.v1 import queue_pb2 as octobot_dot_v1_dot_queue__pb2
 from octobot.v1 import stats_pb2 as octobot_dot_v1_dot_stats__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15octobot/v1/node.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16octobot/v1/queue.proto\x1a\x16octobot/v1/stats.proto\"\xb7\x01\n\x0bNodeMessage\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.octobot.v1.HelloH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.octobot.v1.HeartbeatH\x00\x12(\n\x05stats\x18\x03 \x01(\x0b\x32\x17.octobot.v1.StatsReportH\x00\x12&\n\x07\x61pplied\x18\x04 \x01(\x0b\x32\x13.octobot.v1.AppliedH\x00\x42\x06\n\x04kind\"J\n\x12\x43oordinatorMessage\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x16.octobot.v1.AssignmentH\x00\x42\x06\n\x04kind\"\xd1\x01\n\x05Hello\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12-\n\x06labels\x18\x03 \x03(\x0b\x32\x1d.octobot.v1.Hello.LabelsEntry\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\r\n\x05tasks\x18\x05 \x03(\t\x12\x1a\n\x12\x61pplied_generation\x18\x06 \x01(\x03\x12\x0b\n\x03pid\x18\x07 \x01(\x05\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\tHeartbeat\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueStatus\x12\x0f\n\x07\x64rained\x18\x02 \x01(\x08\"r\n\x0bQueueStatus\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\x05\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x11\n\tconnected\x18\x04 \x01(\x08\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"q\n\x0bStatsReport\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08interval\x18\x02 \x01(\x01\x12(\n\x07samples\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueSample\"\x1d\n\x07\x41pplied\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x32U\n\x0bNodeService\x12\x46\n\x07\x43onnect\x12\x17.octobot.v1.NodeMessage\x1a\x1e.octobot.v1.CoordinatorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15octobot/v1/node.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octobot/v1/auth.proto\x1a\x16octobot/v1/queue.proto\x1a\x16octobot/v1/stats.proto\"\x1e\n\x0bJoinRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\"\n\x0cJoinResponse\x12\x12\n\ncredential\x18\x01 \x01(\t\"\xb7\x01\n\x0bNodeMessage\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.octobot.v1.HelloH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.octobot.v1.HeartbeatH\x00\x12(\n\x05stats\x18\x03 \x01(\x0b\x32\x17.octobot.v1.StatsReportH\x00\x12&\n\x07\x61pplied\x18\x04 \x01(\x0b\x32\x13.octobot.v1.AppliedH\x00\x42\x06\n\x04kind\"J\n\x12\x43oordinatorMessage\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x16.octobot.v1.AssignmentH\x00\x42\x06\n\x04kind\"\xd1\x01\n\x05Hello\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12-\n\x06labels\x18\x03 \x03(\x0b\x32\x1d.octobot.v1.Hello.LabelsEntry\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\r\n\x05tasks\x18\x05 \x03(\t\x12\x1a\n\x12\x61pplied_generation\x18\x06 \x01(\x03\x12\x0b\n\x03pid\x18\x07 \x01(\x05\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\tHeartbeat\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueStatus\x12\x0f\n\x07\x64rained\x18\x02 \x01(\x08\"r\n\x0bQueueStatus\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\x05\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x11\n\tconnected\x18\x04 \x01(\x08\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"q\n\x0bStatsReport\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08interval\x18\x02 \x01(\x01\x12(\n\x07samples\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueSample\"\x1d\n\x07\x41pplied\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x32\x9c\x01\n\x0bNodeService\x12L\n\x07\x43onnect\x12\x17.octobot.v1.NodeMessage\x1a\x1e.octobot.v1.CoordinatorMessage\"\x04\x80\xce\x18\x04(\x01\x30\x01\x12?\n\x04Join\x12\x17.octobot.v1.JoinRequest\x1a\x18.octobot.v1.JoinResponse\"\x04\x80\xce\x18\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,22 +37,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_HELLO_LABELSENTRY']._loaded_options = None
   _globals['_HELLO_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_NODEMESSAGE']._serialized_start=119
-  _globals['_NODEMESSAGE']._serialized_end=302
-  _globals['_COORDINATORMESSAGE']._serialized_start=304
-  _globals['_COORDINATORMESSAGE']._serialized_end=378
-  _globals['_HELLO']._serialized_start=381
-  _globals['_HELLO']._serialized_end=590
-  _globals['_HELLO_LABELSENTRY']._serialized_start=545
-  _globals['_HELLO_LABELSENTRY']._serialized_end=590
-  _globals['_HEARTBEAT']._serialized_start=592
-  _globals['_HEARTBEAT']._serialized_end=661
-  _globals['_QUEUESTATUS']._serialized_start=663
-  _globals['_QUEUESTATUS']._serialized_end=777
-  _globals['_STATSREPORT']._serialized_start=779
-  _globals['_STATSREPORT']._serialized_end=892
-  _globals['_APPLIED']._serialized_start=894
-  _globals['_APPLIED']._serialized_end=923
-  _globals['_NODESERVICE']._serialized_start=925
-  _globals['_NODESERVICE']._serialized_end=1010
+  _globals['_NODESERVICE'].methods_by_name['Connect']._loaded_options = None
+  _globals['_NODESERVICE'].methods_by_name['Connect']._serialized_options = b'\200\316\030\004'
+  _globals['_NODESERVICE'].methods_by_name['Join']._loaded_options = None
+  _globals['_NODESERVICE'].methods_by_name['Join']._serialized_options = b'\200\316\030\004'
+  _globals['_JOINREQUEST']._serialized_start=141
+  _globals['_JOINREQUEST']._serialized_end=171
+  _globals['_JOINRESPONSE']._serialized_start=173
+  _globals['_JOINRESPONSE']._serialized_end=207
+  _globals['_NODEMESSAGE']._serialized_start=210
+  _globals['_NODEMESSAGE']._serialized_end=393
+  _globals['_COORDINATORMESSAGE']._serialized_start=395
+  _globals['_COORDINATORMESSAGE']._serialized_end=469
+  _globals['_HELLO']._serialized_start=472
+  _globals['_HELLO']._serialized_end=681
+  _globals['_HELLO_LABELSENTRY']._serialized_start=636
+  _globals['_HELLO_LABELSENTRY']._serialized_end=681
+  _globals['_HEARTBEAT']._serialized_start=683
+  _globals['_HEARTBEAT']._serialized_end=752
+  _globals['_QUEUESTATUS']._serialized_start=754
+  _globals['_QUEUESTATUS']._serialized_end=868
+  _globals['_STATSREPORT']._serialized_start=870
+  _globals['_STATSREPORT']._serialized_end=983
+  _globals['_APPLIED']._serialized_start=985
+  _globals['_APPLIED']._serialized_end=1014
+  _globals['_NODESERVICE']._serialized_start=1017
+  _globals['_NODESERVICE']._serialized_end=1173
 # @@protoc_insertion_point(module_scope)

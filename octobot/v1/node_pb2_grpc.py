@@ -40,6 +40,11 @@ class NodeServiceStub:
                 request_serializer=octobot_dot_v1_dot_node__pb2.NodeMessage.SerializeToString,
                 response_deserializer=octobot_dot_v1_dot_node__pb2.CoordinatorMessage.FromString,
                 _registered_method=True)
+        self.Join = channel.unary_unary(
+                '/octobot.v1.NodeService/Join',
+                request_serializer=octobot_dot_v1_dot_node__pb2.JoinRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_node__pb2.JoinResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -50,6 +55,21 @@ class NodeServiceServicer:
         """One long-lived stream per node. The node speaks first with Hello; the
         coordinator answers with the node's full Assignment and sends a new one
         on every change that affects the node.
+
+        The caller must be the node it says it is: a node identified by its
+        client certificate (its common name is the node id) or by its node
+        credential (see Join). A Hello with another node's id is refused with
+        PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Join(self, request, context):
+        """Register a node with a join token (a ROLE_NODE token made by
+        `octoctl token create NAME --role node`) and get the node's own
+        credential, bound to its id, for every later Connect. ALREADY_EXISTS when
+        the id already has a credential: `octoctl node forget` it first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -62,6 +82,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.Connect,
                     request_deserializer=octobot_dot_v1_dot_node__pb2.NodeMessage.FromString,
                     response_serializer=octobot_dot_v1_dot_node__pb2.CoordinatorMessage.SerializeToString,
+            ),
+            'Join': grpc.unary_unary_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=octobot_dot_v1_dot_node__pb2.JoinRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_node__pb2.JoinResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -92,6 +117,33 @@ class NodeService:
             '/octobot.v1.NodeService/Connect',
             octobot_dot_v1_dot_node__pb2.NodeMessage.SerializeToString,
             octobot_dot_v1_dot_node__pb2.CoordinatorMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.NodeService/Join',
+            octobot_dot_v1_dot_node__pb2.JoinRequest.SerializeToString,
+            octobot_dot_v1_dot_node__pb2.JoinResponse.FromString,
             options,
             channel_credentials,
             insecure,

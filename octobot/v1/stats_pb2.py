@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from octobot.v1 import auth_pb2 as octobot_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16octobot/v1/stats.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n\tHistogram\x12\x19\n\x11relative_accuracy\x18\x01 \x01(\x01\x12\x13\n\x07indexes\x18\x02 \x03(\x11\x42\x02\x10\x01\x12\x12\n\x06\x63ounts\x18\x03 \x03(\x04\x42\x02\x10\x01\x12\x12\n\nzero_count\x18\x04 \x01(\x04\x12\x0b\n\x03sum\x18\x05 \x01(\x01\"\xaf\x02\n\x0bQueueSample\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x11\n\tsucceeded\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x0f\n\x07retried\x18\x04 \x01(\x04\x12\x15\n\rdead_lettered\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x12\n\nbusy_slots\x18\x08 \x01(\r\x12\x0f\n\x07\x62\x61\x63klog\x18\t \x01(\x03\x12\'\n\x08run_time\x18\n \x01(\x0b\x32\x15.octobot.v1.Histogram\x12)\n\nend_to_end\x18\x0b \x01(\x0b\x32\x15.octobot.v1.Histogram\x12(\n\twait_time\x18\x0c \x01(\x0b\x32\x15.octobot.v1.Histogram\"_\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p90\x18\x02 \x01(\x01\x12\x0b\n\x03p99\x18\x03 \x01(\x01\x12\x0c\n\x04p999\x18\x04 \x01(\x01\x12\x0c\n\x04mean\x18\x05 \x01(\x01\x12\r\n\x05\x63ount\x18\x06 \x01(\x04\"\xe1\x02\n\x0bQueueReport\x12\r\n\x05queue\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x04\x12\x0f\n\x07retried\x18\x05 \x01(\x04\x12\x15\n\rdead_lettered\x18\x06 \x01(\x04\x12\x10\n\x08rejected\x18\x07 \x01(\x04\x12\x0c\n\x04rate\x18\x08 \x01(\x01\x12\x11\n\tin_flight\x18\t \x01(\r\x12\x12\n\nbusy_slots\x18\n \x01(\r\x12\x0f\n\x07\x62\x61\x63klog\x18\x0b \x01(\x03\x12)\n\x08run_time\x18\x0c \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12*\n\twait_time\x18\r \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12+\n\nend_to_end\x18\x0e \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12\r\n\x05nodes\x18\x0f \x01(\r\"/\n\x11GetClusterRequest\x12\x0e\n\x06window\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\"\xa7\x01\n\x12GetClusterResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\'\n\x06groups\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\'\n\x06totals\x18\x04 \x03(\x0b\x32\x17.octobot.v1.QueueReport\"A\n\x14GetQueueStatsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\x12\n\n\x02\x62y\x18\x03 \x01(\t\"\x80\x01\n\x15GetQueueStatsResponse\x12&\n\x05total\x18\x01 \x01(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\'\n\x06groups\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueReport\"6\n\x13GetNodeStatsRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\"\x7f\n\x14GetNodeStatsResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12&\n\x05total\x18\x03 \x01(\x0b\x32\x17.octobot.v1.QueueReport\"K\n\x11QueryRangeRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\x12\r\n\x05range\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\t\"\xaf\x02\n\x05Point\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsucceeded\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x0f\n\x07retried\x18\x04 \x01(\x04\x12\x15\n\rdead_lettered\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\x12\x0c\n\x04rate\x18\x07 \x01(\x01\x12\x0f\n\x07\x62\x61\x63klog\x18\x08 \x01(\x03\x12)\n\x08run_time\x18\t \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12*\n\twait_time\x18\n \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12+\n\nend_to_end\x18\x0b \x01(\x0b\x32\x17.octobot.v1.Percentiles\"I\n\x06Series\x12\r\n\x05queue\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12!\n\x06points\x18\x03 \x03(\x0b\x32\x11.octobot.v1.Point\"N\n\x12QueryRangeResponse\x12\"\n\x06series\x18\x01 \x03(\x0b\x32\x12.octobot.v1.Series\x12\x14\n\x0cstep_seconds\x18\x02 \x01(\x01\"T\n\x0cWatchRequest\x12\x0e\n\x06window\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\x12\x18\n\x10interval_seconds\x18\x03 \x01(\x01\x12\x0e\n\x06recent\x18\x04 \x01(\t\"\x8d\x01\n\rWatchResponse\x12\x30\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1e.octobot.v1.GetClusterResponse\x12\"\n\x06recent\x18\x02 \x03(\x0b\x32\x12.octobot.v1.Series\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x87\x03\n\x0cStatsService\x12K\n\nGetCluster\x12\x1d.octobot.v1.GetClusterRequest\x1a\x1e.octobot.v1.GetClusterResponse\x12O\n\x08GetQueue\x12 .octobot.v1.GetQueueStatsRequest\x1a!.octobot.v1.GetQueueStatsResponse\x12L\n\x07GetNode\x12\x1f.octobot.v1.GetNodeStatsRequest\x1a .octobot.v1.GetNodeStatsResponse\x12K\n\nQueryRange\x12\x1d.octobot.v1.QueryRangeRequest\x1a\x1e.octobot.v1.QueryRangeResponse\x12>\n\x05Watch\x12\x18.octobot.v1.WatchRequest\x1a\x19.octobot.v1.WatchResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16octobot/v1/stats.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octobot/v1/auth.proto\"p\n\tHistogram\x12\x19\n\x11relative_accuracy\x18\x01 \x01(\x01\x12\x13\n\x07indexes\x18\x02 \x03(\x11\x42\x02\x10\x01\x12\x12\n\x06\x63ounts\x18\x03 \x03(\x04\x42\x02\x10\x01\x12\x12\n\nzero_count\x18\x04 \x01(\x04\x12\x0b\n\x03sum\x18\x05 \x01(\x01\"\xaf\x02\n\x0bQueueSample\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x11\n\tsucceeded\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x0f\n\x07retried\x18\x04 \x01(\x04\x12\x15\n\rdead_lettered\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x12\n\nbusy_slots\x18\x08 \x01(\r\x12\x0f\n\x07\x62\x61\x63klog\x18\t \x01(\x03\x12\'\n\x08run_time\x18\n \x01(\x0b\x32\x15.octobot.v1.Histogram\x12)\n\nend_to_end\x18\x0b \x01(\x0b\x32\x15.octobot.v1.Histogram\x12(\n\twait_time\x18\x0c \x01(\x0b\x32\x15.octobot.v1.Histogram\"_\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p90\x18\x02 \x01(\x01\x12\x0b\n\x03p99\x18\x03 \x01(\x01\x12\x0c\n\x04p999\x18\x04 \x01(\x01\x12\x0c\n\x04mean\x18\x05 \x01(\x01\x12\r\n\x05\x63ount\x18\x06 \x01(\x04\"\xe1\x02\n\x0bQueueReport\x12\r\n\x05queue\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x04\x12\x0f\n\x07retried\x18\x05 \x01(\x04\x12\x15\n\rdead_lettered\x18\x06 \x01(\x04\x12\x10\n\x08rejected\x18\x07 \x01(\x04\x12\x0c\n\x04rate\x18\x08 \x01(\x01\x12\x11\n\tin_flight\x18\t \x01(\r\x12\x12\n\nbusy_slots\x18\n \x01(\r\x12\x0f\n\x07\x62\x61\x63klog\x18\x0b \x01(\x03\x12)\n\x08run_time\x18\x0c \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12*\n\twait_time\x18\r \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12+\n\nend_to_end\x18\x0e \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12\r\n\x05nodes\x18\x0f \x01(\r\"/\n\x11GetClusterRequest\x12\x0e\n\x06window\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\"\xa7\x01\n\x12GetClusterResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\'\n\x06groups\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\'\n\x06totals\x18\x04 \x03(\x0b\x32\x17.octobot.v1.QueueReport\"A\n\x14GetQueueStatsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\x12\n\n\x02\x62y\x18\x03 \x01(\t\"\x80\x01\n\x15GetQueueStatsResponse\x12&\n\x05total\x18\x01 \x01(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\'\n\x06groups\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueReport\"6\n\x13GetNodeStatsRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\"\x7f\n\x14GetNodeStatsResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12&\n\x05total\x18\x03 \x01(\x0b\x32\x17.octobot.v1.QueueReport\"K\n\x11QueryRangeRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\x12\r\n\x05range\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\t\"\xaf\x02\n\x05Point\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsucceeded\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x0f\n\x07retried\x18\x04 \x01(\x04\x12\x15\n\rdead_lettered\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\x12\x0c\n\x04rate\x18\x07 \x01(\x01\x12\x0f\n\x07\x62\x61\x63klog\x18\x08 \x01(\x03\x12)\n\x08run_time\x18\t \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12*\n\twait_time\x18\n \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12+\n\nend_to_end\x18\x0b \x01(\x0b\x32\x17.octobot.v1.Percentiles\"I\n\x06Series\x12\r\n\x05queue\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12!\n\x06points\x18\x03 \x03(\x0b\x32\x11.octobot.v1.Point\"N\n\x12QueryRangeResponse\x12\"\n\x06series\x18\x01 \x03(\x0b\x32\x12.octobot.v1.Series\x12\x14\n\x0cstep_seconds\x18\x02 \x01(\x01\"T\n\x0cWatchRequest\x12\x0e\n\x06window\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\x12\x18\n\x10interval_seconds\x18\x03 \x01(\x01\x12\x0e\n\x06recent\x18\x04 \x01(\t\"\x8d\x01\n\rWatchResponse\x12\x30\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1e.octobot.v1.GetClusterResponse\x12\"\n\x06recent\x18\x02 \x03(\x0b\x32\x12.octobot.v1.Series\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xa5\x03\n\x0cStatsService\x12Q\n\nGetCluster\x12\x1d.octobot.v1.GetClusterRequest\x1a\x1e.octobot.v1.GetClusterResponse\"\x04\x80\xce\x18\x03\x12U\n\x08GetQueue\x12 .octobot.v1.GetQueueStatsRequest\x1a!.octobot.v1.GetQueueStatsResponse\"\x04\x80\xce\x18\x03\x12R\n\x07GetNode\x12\x1f.octobot.v1.GetNodeStatsRequest\x1a .octobot.v1.GetNodeStatsResponse\"\x04\x80\xce\x18\x03\x12Q\n\nQueryRange\x12\x1d.octobot.v1.QueryRangeRequest\x1a\x1e.octobot.v1.QueryRangeResponse\"\x04\x80\xce\x18\x03\x12\x44\n\x05Watch\x12\x18.octobot.v1.WatchRequest\x1a\x19.octobot.v1.WatchResponse\"\x04\x80\xce\x18\x03\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,38 +37,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HISTOGRAM'].fields_by_name['indexes']._serialized_options = b'\020\001'
   _globals['_HISTOGRAM'].fields_by_name['counts']._loaded_options = None
   _globals['_HISTOGRAM'].fields_by_name['counts']._serialized_options = b'\020\001'
-  _globals['_HISTOGRAM']._serialized_start=71
-  _globals['_HISTOGRAM']._serialized_end=183
-  _globals['_QUEUESAMPLE']._serialized_start=186
-  _globals['_QUEUESAMPLE']._serialized_end=489
-  _globals['_PERCENTILES']._serialized_start=491
-  _globals['_PERCENTILES']._serialized_end=586
-  _globals['_QUEUEREPORT']._serialized_start=589
-  _globals['_QUEUEREPORT']._serialized_end=942
-  _globals['_GETCLUSTERREQUEST']._serialized_start=944
-  _globals['_GETCLUSTERREQUEST']._serialized_end=991
-  _globals['_GETCLUSTERRESPONSE']._serialized_start=994
-  _globals['_GETCLUSTERRESPONSE']._serialized_end=1161
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1163
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1228
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1231
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1359
-  _globals['_GETNODESTATSREQUEST']._serialized_start=1361
-  _globals['_GETNODESTATSREQUEST']._serialized_end=1415
-  _globals['_GETNODESTATSRESPONSE']._serialized_start=1417
-  _globals['_GETNODESTATSRESPONSE']._serialized_end=1544
-  _globals['_QUERYRANGEREQUEST']._serialized_start=1546
-  _globals['_QUERYRANGEREQUEST']._serialized_end=1621
-  _globals['_POINT']._serialized_start=1624
-  _globals['_POINT']._serialized_end=1927
-  _globals['_SERIES']._serialized_start=1929
-  _globals['_SERIES']._serialized_end=2002
-  _globals['_QUERYRANGERESPONSE']._serialized_start=2004
-  _globals['_QUERYRANGERESPONSE']._serialized_end=2082
-  _globals['_WATCHREQUEST']._serialized_start=2084
-  _globals['_WATCHREQUEST']._serialized_end=2168
-  _globals['_WATCHRESPONSE']._serialized_start=2171
-  _globals['_WATCHRESPONSE']._serialized_end=2312
-  _globals['_STATSSERVICE']._serialized_start=2315
-  _globals['_STATSSERVICE']._serialized_end=2706
+  _globals['_STATSSERVICE'].methods_by_name['GetCluster']._loaded_options = None
+  _globals['_STATSSERVICE'].methods_by_name['GetCluster']._serialized_options = b'\200\316\030\003'
+  _globals['_STATSSERVICE'].methods_by_name['GetQueue']._loaded_options = None
+  _globals['_STATSSERVICE'].methods_by_name['GetQueue']._serialized_options = b'\200\316\030\003'
+  _globals['_STATSSERVICE'].methods_by_name['GetNode']._loaded_options = None
+  _globals['_STATSSERVICE'].methods_by_name['GetNode']._serialized_options = b'\200\316\030\003'
+  _globals['_STATSSERVICE'].methods_by_name['QueryRange']._loaded_options = None
+  _globals['_STATSSERVICE'].methods_by_name['QueryRange']._serialized_options = b'\200\316\030\003'
+  _globals['_STATSSERVICE'].methods_by_name['Watch']._loaded_options = None
+  _globals['_STATSSERVICE'].methods_by_name['Watch']._serialized_options = b'\200\316\030\003'
+  _globals['_HISTOGRAM']._serialized_start=94
+  _globals['_HISTOGRAM']._serialized_end=206
+  _globals['_QUEUESAMPLE']._serialized_start=209
+  _globals['_QUEUESAMPLE']._serialized_end=512
+  _globals['_PERCENTILES']._serialized_start=514
+  _globals['_PERCENTILES']._serialized_end=609
+  _globals['_QUEUEREPORT']._serialized_start=612
+  _globals['_QUEUEREPORT']._serialized_end=965
+  _globals['_GETCLUSTERREQUEST']._serialized_start=967
+  _globals['_GETCLUSTERREQUEST']._serialized_end=1014
+  _globals['_GETCLUSTERRESPONSE']._serialized_start=1017
+  _globals['_GETCLUSTERRESPONSE']._serialized_end=1184
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1186
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1251
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1254
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1382
+  _globals['_GETNODESTATSREQUEST']._serialized_start=1384
+  _globals['_GETNODESTATSREQUEST']._serialized_end=1438
+  _globals['_GETNODESTATSRESPONSE']._serialized_start=1440
+  _globals['_GETNODESTATSRESPONSE']._serialized_end=1567
+  _globals['_QUERYRANGEREQUEST']._serialized_start=1569
+  _globals['_QUERYRANGEREQUEST']._serialized_end=1644
+  _globals['_POINT']._serialized_start=1647
+  _globals['_POINT']._serialized_end=1950
+  _globals['_SERIES']._serialized_start=1952
+  _globals['_SERIES']._serialized_end=2025
+  _globals['_QUERYRANGERESPONSE']._serialized_start=2027
+  _globals['_QUERYRANGERESPONSE']._serialized_end=2105
+  _globals['_WATCHREQUEST']._serialized_start=2107
+  _globals['_WATCHREQUEST']._serialized_end=2191
+  _globals['_WATCHRESPONSE']._serialized_start=2194
+  _globals['_WATCHRESPONSE']._serialized_end=2335
+  _globals['_STATSSERVICE']._serialized_start=2338
+  _globals['_STATSSERVICE']._serialized_end=2759
 # @@protoc_insertion_point(module_scope)
