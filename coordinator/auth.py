@@ -50,6 +50,11 @@ RELOAD_EVERY = 5.0
 RELOAD_ON_MISS_EVERY = 1.0
 
 
+NO_CREDENTIALS = "this coordinator needs a token: pass --token, set OCTOBOT_TOKEN or use a context"
+NODE_NO_CREDENTIALS = ("this coordinator needs node credentials: connect to its --node-listen port with "
+                       "--client-cert and --client-key, or here with --join-token")
+
+
 def permits(have: int, required: int) -> bool:
     """Whether a caller of role ``have`` may call a method needing ``required``."""
     if required == OPEN:
@@ -201,8 +206,7 @@ class Auth:
                              token_id=record.id)
         if self.anonymous:
             return Principal(name="anonymous", role=ADMIN, peer=peer, anonymous=True)
-        raise Denied(grpc.StatusCode.UNAUTHENTICATED,
-                     "this coordinator needs a token: pass --token, set OCTOBOT_TOKEN or use a context")
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, NO_CREDENTIALS)
 
     @staticmethod
     def authorize(principal: Principal, method: str, required: int) -> None:
@@ -304,7 +308,8 @@ class Auth:
                 principal = self.identify(metadata, context.auth_context(), context.peer(), time.time())
             self.authorize(principal, method, required)
         except Denied as exc:
-            await context.abort(exc.code, str(exc))
+            message = NODE_NO_CREDENTIALS if str(exc) == NO_CREDENTIALS and required == NODE else str(exc)
+            await context.abort(exc.code, message)
         return principal
 
     @contextmanager

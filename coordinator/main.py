@@ -125,6 +125,7 @@ async def serve(opts: Options) -> None:
         task.cancel()
     await server.stop(grace=2.0)
     await app.flush_stats(final=True)
+    await persist_used(app.auth.tokens.take_used())
     if metrics is not None:
         metrics.shutdown()
     admin.close()

@@ -39,7 +39,8 @@ STATES = {admin_pb2.NODE_STATE_UP: "up", admin_pb2.NODE_STATE_SUSPECT: "suspect"
 @click.option("--context", "context_name", default=None,
               help="context of the config file to use (default: its current-context)")
 @click.option("--coordinator", default=None,
-              help=f"coordinator host:port, several comma-separated (env OCTOBOT_COORDINATOR; default {config.DEFAULT_COORDINATOR})")
+              help="coordinator host:port, several comma-separated: the first that answers is used "
+              f"(env OCTOBOT_COORDINATOR; default {config.DEFAULT_COORDINATOR})")
 @click.option("--ca", default=None, help="CA certificate (PEM) of the coordinator's TLS (env OCTOBOT_CA; "
               "default: the system's roots)")
 @click.option("--token", default=None, help="bearer token (env OCTOBOT_TOKEN)")

@@ -61,7 +61,8 @@ def create(cluster: Cluster, name: str, role: str, expires: str | None, output: 
         return
     click.echo(resp.secret)
     expiry = _table_time(resp.token, "expires_at")
-    click.echo(f"token {name} ({role}, expires {expiry}) created; its secret above is shown only now", err=True)
+    click.echo(f"token {name} ({role}, expires {expiry}) created; the secret above is not shown again: store it now",
+               err=True)
 
 
 @group.command("list")

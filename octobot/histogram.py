@@ -22,6 +22,9 @@ from octobot.v1 import stats_pb2
 DEFAULT_ACCURACY = 0.01
 # Below this (1 ns) values count as zero; keeps indexes bounded.
 _MIN_VALUE = 1e-9
+# Above this (30 days) values count as this much: an ancient or far-future
+# enqueued_at (a producer's clock) must not make absurd buckets and sums.
+MAX_VALUE = 30 * 86400.0
 
 
 class Histogram:
@@ -40,7 +43,8 @@ class Histogram:
 
     def record_many(self, values: np.ndarray) -> None:
         """``record`` for each value, vectorized: what a node does once per interval."""
-        values = values[np.isfinite(values)]  # a broken clock or timestamp must not break the stats
+        # A broken clock or timestamp must not break the stats: negative values count as zero.
+        values = np.clip(values[np.isfinite(values)], 0.0, MAX_VALUE)
         self.count += len(values)
         self.sum += float(values.sum())
         positive = values[values > _MIN_VALUE]
@@ -48,6 +52,11 @@ class Histogram:
         indexes, counts = np.unique(np.ceil(np.log(positive) / self._gamma_log).astype(np.int64),
                                     return_counts=True)
         self.buckets.update(dict(zip(indexes.tolist(), counts.tolist())))
+
+    def index_range(self) -> tuple[int, int]:
+        """The lowest and the highest bucket index ``record_many`` makes."""
+        low, high = np.ceil(np.log([_MIN_VALUE, MAX_VALUE]) / self._gamma_log).astype(np.int64).tolist()
+        return low, high
 
     def merge(self, other: Histogram) -> None:
         if other.accuracy != self.accuracy:

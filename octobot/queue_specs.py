@@ -12,7 +12,7 @@ from octobot.secrets import keep_stored_secret, normalized, refuse_redacted
 from octobot.selector import Selector
 from octobot.v1 import admin_pb2, queue_pb2
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")  # \Z: "$" would take a trailing newline
 DEFAULTS: dict[str, Any] = {"priority": 5, "concurrency": 4, "max_retries": 3, "retry_backoff": 1.0,
                             "max_message_bytes": DEFAULT_MAX_BYTES}
 # Fields an update may name; name and timestamps are fixed.

@@ -25,6 +25,7 @@ from octobot.v1 import queue_pb2
 
 REDACTED = "****"
 _REFERENCE = re.compile(r"\$\{(?:env:[A-Za-z_][A-Za-z0-9_]*|file:/[^}]*)\}")
+_UNCLOSED = re.compile(r"\$\{[\w:]*")
 # Query parameters whose values are secrets: password, pass, sasl_password, client_secret, token, ...
 _SECRET_KEY = re.compile(r"pass|secret|token|pwd", re.IGNORECASE)
 # A URL inside free text; it ends where a quote or a space would end it in a log line or JSON.
@@ -39,10 +40,13 @@ def check_references(url: str) -> None:
     """ValueError naming the first ``${...}`` that is not ``${env:NAME}`` or ``${file:/path}``."""
     rest = _REFERENCE.sub("", url)
     start = rest.find("${")
-    if start >= 0:
-        end = rest.find("}", start)
-        bad = rest[start:end + 1] if end >= 0 else rest[start:]
-        raise ValueError(f"bad reference {bad!r} in URL: use ${{env:NAME}} or ${{file:/absolute/path}}")
+    if start < 0:
+        return
+    end = rest.find("}", start)
+    if end < 0:  # named up to where it stops looking like one: the rest may be a password
+        name = _UNCLOSED.findall(rest, start)[0]
+        raise ValueError(f"unclosed reference {name!r} in URL")
+    raise ValueError(f"bad reference {rest[start:end + 1]!r} in URL: use ${{env:NAME}} or ${{file:/absolute/path}}")
 
 
 def _mask(url: str) -> tuple[str, dict[str, str]]:

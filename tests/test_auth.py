@@ -276,7 +276,18 @@ def test_join_token_binds_a_node_to_its_credential(secure: Coordinator, pki: pki
     again = procs.node(secure.target, "joiner", ["dc=a"], extra=("--ca", str(pki.ca)))
     wait_until(lambda: admin.GetNode(admin_pb2.GetNodeRequest(node_id=node_id), timeout=10).node.state ==
                admin_pb2.NODE_STATE_UP, what="the node back with its credential")
-    assert "joined the cluster" not in again.output()
+    assert again.output().count("joined the cluster") == 1  # the log is shared by the node's runs
+
+    # Forgotten, its credential is gone; with a join token it joins again by itself.
+    again.terminate()
+    wait_until(lambda: admin.GetNode(admin_pb2.GetNodeRequest(node_id=node_id), timeout=10).node.state ==
+               admin_pb2.NODE_STATE_DOWN, what="the node down again")
+    octoctl(secure.target, "node", "forget", node_id, env=env)
+    rejoined = procs.node(secure.target, "joiner", ["dc=a"], extra=("--ca", str(pki.ca), "--join-token", join))
+    wait_until(lambda: rejoined.output().count("joined the cluster") == 2, what="the forgotten node to join again")
+    wait_until(lambda: admin.GetNode(admin_pb2.GetNodeRequest(node_id=node_id), timeout=10).node.state ==
+               admin_pb2.NODE_STATE_UP, what="the node up after joining again")
+    assert "refused the node's credential" in rejoined.output()
 
 
 def test_anonymous_loopback_cannot_take_a_joined_nodes_id(procs: Processes, tmp_path: Path) -> None:
@@ -298,6 +309,7 @@ def test_refuses_plaintext_off_loopback(listen: str, tmp_path: Path) -> None:
 
 
 def test_metrics_need_a_viewer_token_over_tls(secure: Coordinator, pki: pki_tool.Pki) -> None:
+    import http.client
     import ssl
     import urllib.error
     import urllib.request
@@ -319,7 +331,7 @@ def test_metrics_need_a_viewer_token_over_tls(secure: Coordinator, pki: pki_tool
     wait_until(lambda: status(viewer) == 200, timeout=10, what="the scraper's token to be accepted")
     node_join = bootstrap(secure, "j", "node")
     wait_until(lambda: status(node_join) == 403, timeout=10, what="a node token to be refused as a scraper")
-    with pytest.raises(urllib.error.URLError):
+    with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
         urllib.request.urlopen(secure.metrics_url.replace("https", "http"), timeout=10)
 
 
@@ -331,3 +343,22 @@ def test_bootstrap_refuses_duplicates_in_one_line(tmp_path: Path) -> None:
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert second.returncode == 1 and "already exists" in second.stderr and "Traceback" not in second.stderr
     assert os.path.exists(tmp_path / "b.db")
+
+
+def test_grpcurl_with_ca_and_token(secure: Coordinator, pki: pki_tool.Pki) -> None:
+    """The README's secured grpcurl line: reflection and calls need a viewer token."""
+    viewer = bootstrap(secure, "curl", "viewer")
+    grpcurl = ["grpcurl", "-cacert", str(pki.ca)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*grpcurl, *args], capture_output=True, text=True, timeout=60)
+
+    wait_until(lambda: run("-H", f"authorization: Bearer {viewer}", secure.target, "list").returncode == 0,
+               timeout=10, what="grpcurl list with a viewer token")
+    listed = run("-H", f"authorization: Bearer {viewer}", secure.target, "list").stdout
+    assert "octobot.v1.StatsService" in listed and "octobot.v1.TokenService" in listed
+    cluster = run("-H", f"authorization: Bearer {viewer}", "-d", '{"window": "1m"}', secure.target,
+                  "octobot.v1.StatsService/GetCluster")
+    assert cluster.returncode == 0, cluster.stderr
+    anonymous = run(secure.target, "list")
+    assert anonymous.returncode != 0 and "Unauthenticated" in anonymous.stderr

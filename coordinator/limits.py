@@ -1,0 +1,354 @@
+"""Bounds on what callers send, so that even an authenticated node cannot
+poison the cluster: a Hello must fit the store's columns
+(coordinator/models.py), a stats report must look like one a real node makes
+(node/metrics.py) before it is merged with every other node's samples, and
+each node's reports are rate limited.
+
+The validators are pure and raise ValueError with a one-line message;
+``NodeLimits`` keeps what it needs per node (its rate, the queue names it
+reported lately) and counts what it refuses, by a reason from ``REASONS``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from octobot.coordinator.stats_bucket import COUNTS
+from octobot.coordinator.stats_series import RETENTION
+from octobot.histogram import DEFAULT_ACCURACY, MAX_VALUE, Histogram
+from octobot.node.stats_buffer import CAPACITY
+from octobot.queue_specs import NAME
+from octobot.v1 import node_pb2, sample_columns_pb2
+
+# -- Hello: it becomes a row of the nodes table -----------------------------------
+
+MAX_NODE_ID = 128
+# Ids nodes make are a hostname, '-' and 8 hex digits; certificates' common names fit too.
+NODE_ID = re.compile(rf"[A-Za-z0-9_.:@\-]{{1,{MAX_NODE_ID}}}")
+MAX_HOSTNAME = 255
+MAX_VERSION = 64
+MAX_LABELS = 64
+# Label keys name stats dimensions (stats_minutes.dim is VARCHAR(64), and
+# StatsService's `by` takes 63 characters); values fill stats_minutes.value
+# (VARCHAR(255)). The characters are those `octobot-node --label` takes.
+LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}")
+LABEL_VALUE = re.compile(r"[A-Za-z0-9_.\-]{0,255}")
+MAX_TASKS = 10_000
+MAX_TASK_NAME = 255
+# Lookups by name (queue, node): longer ones cannot be in the store's columns.
+MAX_NAME = 128
+# Items in one admin call (messages to enqueue, dead letter ids, queues to apply).
+MAX_PER_CALL = 10_000
+MAX_ID = 255
+
+# -- Stats reports ----------------------------------------------------------------
+
+MAX_SAMPLES = 1_000
+# Tasks of one outcome on one node in one interval: far above what a node
+# runs, and sums of many stay far below 2^63 (int64 in numpy and the store).
+MAX_COUNT = 10**9
+# Tasks held or slots busy on one node for one queue.
+MAX_GAUGE = 1_000_000
+# Messages in a broker; above 2^53 a double (JSON) cannot hold it exactly.
+MAX_BACKLOG = 2**53
+# Real histograms clamp values to [1 ns, MAX_VALUE], so their indexes stay in
+# this range and they have at most one bucket per index.
+MIN_INDEX, MAX_INDEX = Histogram().index_range()
+MAX_BUCKETS = MAX_INDEX - MIN_INDEX + 1
+# Buckets of all histograms in one report: what it costs to read is bounded
+# (a node with 1,000 queues may still send 67 buckets a histogram).
+MAX_REPORT_BUCKETS = 200_000
+HISTOGRAMS = ("run_time", "wait_time", "end_to_end")
+# A sum of values each at most MAX_VALUE, give or take float rounding.
+SUM_SLACK = 1 + 1e-6
+# A node buffers CAPACITY reports (15 minutes at its default 1 s interval)
+# while the coordinator is away; older ones mean a clock far behind.
+MAX_REPORT_AGE = CAPACITY + 5 * 60
+# A node whose clock runs ahead is clamped to now by ClusterStats.ingest, not refused.
+
+# -- Per node ---------------------------------------------------------------------
+
+# A node reports once a second; the burst lets it send its whole buffer after
+# an outage at once.
+REPORTS_PER_SECOND = 20.0
+REPORT_BURST = CAPACITY + 100
+# Distinct queue names one node may report within QUEUE_MEMORY seconds (what
+# the stats keep in memory per node and queue).
+MAX_NODE_QUEUES = 1_000
+QUEUE_MEMORY = RETENTION
+MAX_ERROR_CHARS = 4096
+# How often nodes silent for QUEUE_MEMORY are forgotten (they are then the
+# same as new ones: full bucket, no queues).
+PRUNE_EVERY = 60.0
+
+# Why a node's message was refused: a fixed set, for Prometheus labels.
+REASONS = ("rate", "samples", "queue", "queues", "counts", "gauges", "histogram", "time", "heartbeat")
+# Characters of a caller's value quoted in an error message.
+SHOWN = 40
+
+
+class Invalid(ValueError):
+    """A node message out of bounds; ``reason`` is one of REASONS."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def shown(value: str) -> str:
+    """A caller's value for an error message: quoted, and cut if long."""
+    return repr(value) if len(value) <= SHOWN else f"{value[:SHOWN]!r}... ({len(value)} characters)"
+
+
+# -- validators ---------------------------------------------------------------------
+
+
+def check_text(value: str, what: str, limit: int) -> None:
+    """At most ``limit`` printable characters: no NUL (PostgreSQL refuses it in
+    text) and no newline (it would forge log lines)."""
+    if len(value) > limit:
+        raise ValueError(f"{what} {shown(value)} is longer than {limit} characters")
+    if not value.isprintable():
+        raise ValueError(f"{what} {shown(value)} has control characters")
+
+
+def check_node_id(node_id: str) -> None:
+    if not NODE_ID.fullmatch(node_id):
+        raise ValueError(f"node_id {shown(node_id)} is invalid: use 1 to {MAX_NODE_ID} letters, digits and _ . : @ -")
+
+
+def check_hello(hello: node_pb2.Hello) -> None:
+    """Whether a node's Hello may become its record in the store."""
+    check_node_id(hello.node_id)
+    check_text(hello.hostname, "hostname", MAX_HOSTNAME)
+    check_text(hello.version, "version", MAX_VERSION)
+    if len(hello.labels) > MAX_LABELS:
+        raise ValueError(f"{len(hello.labels)} labels; at most {MAX_LABELS}")
+    for key, value in hello.labels.items():
+        if not LABEL_KEY.fullmatch(key):
+            raise ValueError(f"label key {shown(key)} is invalid: up to 63 letters, digits and _ . - /, "
+                             "starting with a letter or digit")
+        if not LABEL_VALUE.fullmatch(value):
+            raise ValueError(f"label {key}={shown(value)}: values are up to 255 letters, digits and _ . -")
+    if len(hello.tasks) > MAX_TASKS:
+        raise ValueError(f"{len(hello.tasks)} tasks; at most {MAX_TASKS}")
+    for task in hello.tasks:
+        check_text(task, "task name", MAX_TASK_NAME)
+    if hello.applied_generation < 0:
+        raise ValueError(f"applied_generation {hello.applied_generation} is negative")
+
+
+def check_report(report: node_pb2.StatsReport, now: float) -> None:
+    """Whether a stats report may be merged: raises Invalid otherwise.
+
+    The samples are read back the way the merge reads them, as SampleColumns
+    (what a node could slip in as unknown fields is checked too), in one parse
+    and a few array operations: reading each sample's fields one by one would
+    cost more than ingesting it. Only the pairing of each histogram's indexes
+    and counts needs a look at every sample: a sample with one count too many
+    would shift every other node's buckets in the same merge."""
+    if report.HasField("at") and report.at.seconds < now - MAX_REPORT_AGE:
+        raise Invalid("time", f"report at {report.at.seconds} is {now - report.at.seconds:.0f} s old; "
+                              f"at most {MAX_REPORT_AGE} s (is the node's clock behind?)")
+    n = len(report.samples)
+    if n > MAX_SAMPLES:
+        raise Invalid("samples", f"{n} samples in one report; at most {MAX_SAMPLES}")
+    _check_pairing(report)
+    cols = sample_columns_pb2.ReportColumns.FromString(report.SerializeToString()).samples
+    _check_names(cols.queue, n)
+    # A sample holds one value of each field, and none for a zero.
+    for name in COUNTS:
+        _check_column(getattr(cols, name), n, 0, MAX_COUNT, "counts", name)
+    _check_column(cols.in_flight, n, 0, MAX_GAUGE, "gauges", "in_flight")
+    _check_column(cols.busy_slots, n, 0, MAX_GAUGE, "gauges", "busy_slots")
+    _check_column(cols.backlog, n, -1, MAX_BACKLOG, "gauges", "backlog")
+    # Each finished task is recorded at most once in each kind of histogram.
+    finished = sum(cols.succeeded) + sum(cols.failed)
+    for kind in HISTOGRAMS:
+        _check_histograms(getattr(cols, kind), n, finished, kind)
+
+
+def _check_pairing(report: node_pb2.StatsReport) -> None:
+    buckets = 0
+    for s in report.samples:
+        for h in (s.run_time, s.wait_time, s.end_to_end):
+            size = len(h.indexes)
+            if size != len(h.counts) or size > MAX_BUCKETS:
+                raise Invalid("histogram", f"queue {shown(s.queue)}: a histogram with {size} indexes and "
+                                           f"{len(h.counts)} counts (at most {MAX_BUCKETS})")
+            buckets += size
+    if buckets > MAX_REPORT_BUCKETS:
+        raise Invalid("histogram", f"{buckets} histogram buckets in one report; at most {MAX_REPORT_BUCKETS}")
+
+
+@functools.lru_cache(maxsize=MAX_NODE_QUEUES)
+def _valid_queue(name: str) -> bool:
+    return NAME.match(name) is not None
+
+
+def _check_names(names: Sequence[str], n: int) -> None:
+    if len(names) != n:
+        raise Invalid("queue", f"{n} samples with {len(names)} queue names (an empty or repeated one)")
+    bad = next((q for q in set(names) if not _valid_queue(q)), None)
+    if bad is not None:
+        raise Invalid("queue", f"queue name {shown(bad)} is invalid")
+
+
+def _check_column(values: Sequence[int], n: int, low: int, high: int, reason: str, name: str) -> None:
+    if len(values) > n:
+        raise Invalid(reason, f"{len(values)} values of {name} in {n} samples")
+    if values and not (low <= min(values) and max(values) <= high):
+        raise Invalid(reason, f"{name} outside {low:,}..{high:,}")
+
+
+def _check_histograms(c: sample_columns_pb2.HistogramColumns, n: int, finished: int, kind: str) -> None:
+    """The histograms of one kind of every sample, laid end to end."""
+    for name in ("relative_accuracy", "zero_count", "sum"):
+        if len(getattr(c, name)) > n:
+            raise Invalid("histogram", f"{kind}: more {name} values than samples")
+    # 0 is the default accuracy, left out on the wire; merges skip any other.
+    if any(a != DEFAULT_ACCURACY for a in c.relative_accuracy):
+        raise Invalid("histogram", f"{kind}: a relative_accuracy other than {DEFAULT_ACCURACY}")
+    total = sum(c.zero_count)
+    if c.indexes:
+        indexes, counts = np.array(c.indexes, dtype=np.int64), np.array(c.counts, dtype=np.uint64)
+        if indexes.min() < MIN_INDEX or indexes.max() > MAX_INDEX:
+            raise Invalid("histogram", f"{kind}: bucket indexes outside {MIN_INDEX}..{MAX_INDEX}")
+        if counts.max() > MAX_COUNT:
+            raise Invalid("histogram", f"{kind}: a bucket count above {MAX_COUNT:,}")
+        total += int(counts.sum())
+    if total > finished:
+        raise Invalid("histogram", f"{kind}: {total:,} values but {finished:,} tasks finished")
+    # Comparisons with NaN are false: a NaN fails too.
+    if not all(0.0 <= x < math.inf for x in c.sum) or sum(c.sum) > total * MAX_VALUE * SUM_SLACK:
+        raise Invalid("histogram", f"{kind}: a sum that is negative, not finite or above {MAX_VALUE:g} s a value")
+
+
+def check_heartbeat(heartbeat: node_pb2.Heartbeat) -> None:
+    """Whether a heartbeat may be kept as the node's status (NodeInfo shows it)."""
+    if len(heartbeat.queues) > MAX_NODE_QUEUES:
+        raise Invalid("heartbeat", f"{len(heartbeat.queues)} queues in a heartbeat; at most {MAX_NODE_QUEUES}")
+    for q in heartbeat.queues:
+        if not NAME.match(q.queue):
+            raise Invalid("heartbeat", f"queue name {shown(q.queue)} is invalid")
+        if len(q.error) > MAX_ERROR_CHARS:
+            raise Invalid("heartbeat", f"queue {q.queue}: error of {len(q.error)} characters; "
+                                       f"at most {MAX_ERROR_CHARS}")
+
+
+def check_lookup(value: str, what: str, limit: int = MAX_NAME) -> str:
+    """A name or id an admin call looks up: longer ones cannot exist."""
+    if len(value) > limit:
+        raise ValueError(f"{what} {shown(value)} is longer than {limit} characters")
+    return value
+
+
+def check_count(n: int, what: str, limit: int = MAX_PER_CALL) -> None:
+    """At most ``limit`` items of a kind in one admin call."""
+    if n > limit:
+        raise ValueError(f"{n} {what} in one call; at most {limit:,}")
+
+
+# -- per node ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved; a report takes one."""
+
+    rate: float
+    burst: float
+    tokens: float
+    at: float
+
+    def take(self, now: float) -> bool:
+        # max(): a wall clock stepping back must not take tokens away.
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def new_bucket(now: float) -> TokenBucket:
+    return TokenBucket(REPORTS_PER_SECOND, REPORT_BURST, REPORT_BURST, now)
+
+
+@dataclass(slots=True)
+class _Node:
+    bucket: TokenBucket
+    last: float
+    # Queue name -> when the node last reported it.
+    queues: dict[str, float] = field(default_factory=dict)
+
+    def check_queues(self, names: set[str], now: float) -> None:
+        """At most MAX_NODE_QUEUES names within QUEUE_MEMORY; remember these."""
+        new = len(names - self.queues.keys())
+        if new and len(self.queues) + new > MAX_NODE_QUEUES:
+            self.queues = {q: t for q, t in self.queues.items() if t >= now - QUEUE_MEMORY}
+            if len(self.queues) + new > MAX_NODE_QUEUES:
+                raise Invalid("queues", f"more than {MAX_NODE_QUEUES} distinct queues within "
+                                        f"{QUEUE_MEMORY // 60} minutes")
+        for name in names:
+            self.queues[name] = now
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str
+    message: str
+    # The node's first refusal for this reason: worth a log line (later ones are only counted).
+    first: bool
+
+
+class NodeLimits:
+    """Every node's rate and queue names, and the count of refused messages
+    per (node, reason)."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, _Node] = {}
+        self.refused: Counter[tuple[str, str]] = Counter()
+        self._pruned = 0.0
+
+    def refuse_report(self, node_id: str, report: node_pb2.StatsReport, now: float) -> Refusal | None:
+        """None if the report may be merged; else why not (and it is counted)."""
+        node = self._node(node_id, now)
+        try:
+            # Refused reports take their token too: a flood of bad ones is bounded as well.
+            if not node.bucket.take(now):
+                raise Invalid("rate", f"over {REPORTS_PER_SECOND:g} reports a second (burst {REPORT_BURST})")
+            check_report(report, now)
+            node.check_queues({s.queue for s in report.samples}, now)
+        except Invalid as exc:
+            return self._refused(node_id, exc)
+        return None
+
+    def refuse_heartbeat(self, node_id: str, heartbeat: node_pb2.Heartbeat) -> Refusal | None:
+        try:
+            check_heartbeat(heartbeat)
+        except Invalid as exc:
+            return self._refused(node_id, exc)
+        return None
+
+    def _refused(self, node_id: str, exc: Invalid) -> Refusal:
+        key = (node_id, exc.reason)
+        self.refused[key] += 1
+        return Refusal(exc.reason, str(exc), self.refused[key] == 1)
+
+    def _node(self, node_id: str, now: float) -> _Node:
+        if now - self._pruned >= PRUNE_EVERY:
+            self._pruned = now
+            self._nodes = {n: s for n, s in self._nodes.items() if s.last >= now - QUEUE_MEMORY}
+        node = self._nodes.get(node_id)
+        if node is None:
+            node = self._nodes[node_id] = _Node(new_bucket(now), now)
+        node.last = now
+        return node
