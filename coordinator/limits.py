@@ -210,11 +210,10 @@ def _check_column(values: Sequence[int], n: int, low: int, high: int, reason: st
 
 def _check_histograms(c: sample_columns_pb2.HistogramColumns, n: int, finished: int, kind: str) -> None:
     """The histograms of one kind of every sample, laid end to end."""
-    for name in ("relative_accuracy", "zero_count", "sum"):
-        if len(getattr(c, name)) > n:
-            raise Invalid("histogram", f"{kind}: more {name} values than samples")
+    if max(len(c.relative_accuracy), len(c.zero_count), len(c.sum)) > n:
+        raise Invalid("histogram", f"{kind}: more accuracy, zero_count or sum values than samples")
     # 0 is the default accuracy, left out on the wire; merges skip any other.
-    if any(a != DEFAULT_ACCURACY for a in c.relative_accuracy):
+    if c.relative_accuracy and set(c.relative_accuracy) != {DEFAULT_ACCURACY}:
         raise Invalid("histogram", f"{kind}: a relative_accuracy other than {DEFAULT_ACCURACY}")
     total = sum(c.zero_count)
     if c.indexes:

@@ -16,6 +16,8 @@ is written mode 0600 in a 0700 directory.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -72,8 +74,13 @@ def from_env(env: Mapping[str, str]) -> Settings:
 
 
 def resolve(flags: Settings, env: Mapping[str, str], context: Settings) -> Settings:
-    """Per setting: the command line, else the environment, else the context, else the default."""
-    return flags.over(from_env(env).over(context.over(DEFAULTS)))
+    """Per setting: the command line, else the environment, else the context, else
+    the default. A context's token goes only to that context's coordinators, never
+    to an address given on the command line or in the environment."""
+    outer = flags.over(from_env(env))
+    if outer.coordinator and outer.coordinator != context.coordinator:
+        context = dataclasses.replace(context, token=None, token_file=None)
+    return outer.over(context.over(DEFAULTS))
 
 
 def config_path(env: Mapping[str, str]) -> Path:

@@ -33,9 +33,12 @@ def test_each_setting_comes_from_the_first_source_that_has_it() -> None:
     context = Settings(("ctx:1", "ctx:2"), "ctx.pem", "ctx-token", None, True)
     env = {"OCTOBOT_COORDINATOR": "env:1", "OCTOBOT_CA": "env.pem"}
     flags = Settings(coordinator=("flag:1",))
-    assert config.resolve(flags, env, context) == Settings(("flag:1",), "env.pem", "ctx-token", None, True)
-    assert config.resolve(Settings(), env, context) == Settings(("env:1",), "env.pem", "ctx-token", None, True)
+    assert config.resolve(flags, env, context) == Settings(("flag:1",), "env.pem", None, None, True)
+    assert config.resolve(Settings(), env, context) == Settings(("env:1",), "env.pem", None, None, True)
     assert config.resolve(Settings(), {}, context) == context
+    # The context's token follows its own addresses only; a token given alongside goes anywhere.
+    assert config.resolve(Settings(coordinator=("ctx:1", "ctx:2")), {}, context).token == "ctx-token"
+    assert config.resolve(Settings(token="mine"), env, context).token == "mine"
     assert config.resolve(Settings(insecure=False), {}, context).insecure is False
 
 
