@@ -9,12 +9,13 @@ import grpc
 from octobot import backends
 from octobot.backends import Backend
 from octobot import queue_specs
+from octobot.coordinator import limits
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.planner import runs_on
 from octobot.coordinator.store import FailedPrecondition, NodeRecord
 from octobot.envelope import BadMessage, Envelope
-from octobot.secrets import has_references, redact_spec, redact_url, refuse_redacted
+from octobot.secrets import has_references, redact_spec, redact_url, refuse_redacted, remember_url
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 
 Ctx = grpc.aio.ServicerContext
@@ -52,7 +53,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         return admin_pb2.ResumeQueueResponse(queue=spec)
 
     async def _update(self, name: str, new: queue_pb2.QueueSpec, paths: list[str], context: Ctx) -> queue_pb2.QueueSpec:
-        current = await self.app.db(self.app.store.get_queue, name)
+        current = await self._queue(name)
         _, changes = queue_specs.merge_update(current, new, paths)
         updated, _ = await self.app.db(self.app.store.update_queue, name, changes, self.app.auth.actor(context))
         await self.app.push()
@@ -60,6 +61,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def ApplyQueues(self, request: admin_pb2.ApplyQueuesRequest, context: Ctx) -> admin_pb2.ApplyQueuesResponse:
+        limits.check_count(len(request.queues), "queues")
         desired = queue_specs.validate_all(list(request.queues))
         changes, generation = await self.app.db(self.app.store.apply_queues, desired, request.prune,
                                                 request.dry_run, self.app.auth.actor(context))
@@ -69,13 +71,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def DeleteQueue(self, request: admin_pb2.DeleteQueueRequest, context: Ctx) -> admin_pb2.DeleteQueueResponse:
-        await self.app.db(self.app.store.delete_queue, request.name, self.app.auth.actor(context))
+        await self.app.db(self.app.store.delete_queue, limits.check_queue_name(request.name),
+                          self.app.auth.actor(context))
         await self.app.push()
         return admin_pb2.DeleteQueueResponse()
 
     @rpc_errors
     async def GetQueue(self, request: admin_pb2.GetQueueRequest, context: Ctx) -> admin_pb2.GetQueueResponse:
-        spec = await self.app.db(self.app.store.get_queue, request.name)
+        spec = await self._queue(request.name)
         response = admin_pb2.GetQueueResponse(queue=redact_spec(spec))
         for session in self.app.sessions.all():
             record = session.record
@@ -100,28 +103,31 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def GetNode(self, request: admin_pb2.GetNodeRequest, context: Ctx) -> admin_pb2.GetNodeResponse:
-        record = await self.app.db(self.app.store.get_node, request.node_id)
+        record = await self.app.db(self.app.store.get_node, limits.check_node_ref(request.node_id))
         return admin_pb2.GetNodeResponse(node=self.app.sessions.node_info(record))
 
     @rpc_errors
     async def DrainNode(self, request: admin_pb2.DrainNodeRequest, context: Ctx) -> admin_pb2.DrainNodeResponse:
-        record, _ = await self.app.db(self.app.store.set_draining, request.node_id, True, self.app.auth.actor(context))
+        record, _ = await self.app.db(self.app.store.set_draining, limits.check_node_ref(request.node_id), True,
+                                      self.app.auth.actor(context))
         return admin_pb2.DrainNodeResponse(node=await self._node_changed(record))
 
     @rpc_errors
     async def CordonNode(self, request: admin_pb2.CordonNodeRequest, context: Ctx) -> admin_pb2.CordonNodeResponse:
-        record, _ = await self.app.db(self.app.store.cordon_node, request.node_id, self.app.auth.actor(context))
+        record, _ = await self.app.db(self.app.store.cordon_node, limits.check_node_ref(request.node_id),
+                                      self.app.auth.actor(context))
         return admin_pb2.CordonNodeResponse(node=await self._node_changed(record))
 
     @rpc_errors
     async def UncordonNode(self, request: admin_pb2.UncordonNodeRequest,
                            context: Ctx) -> admin_pb2.UncordonNodeResponse:
-        record, _ = await self.app.db(self.app.store.uncordon_node, request.node_id, self.app.auth.actor(context))
+        record, _ = await self.app.db(self.app.store.uncordon_node, limits.check_node_ref(request.node_id),
+                                      self.app.auth.actor(context))
         return admin_pb2.UncordonNodeResponse(node=await self._node_changed(record))
 
     @rpc_errors
     async def ForgetNode(self, request: admin_pb2.ForgetNodeRequest, context: Ctx) -> admin_pb2.ForgetNodeResponse:
-        state = self.app.sessions.state(request.node_id)
+        state = self.app.sessions.state(limits.check_node_ref(request.node_id))
         if state != admin_pb2.NODE_STATE_DOWN:
             name = admin_pb2.NodeState.Name(state).removeprefix("NODE_STATE_").lower()
             raise FailedPrecondition(f"node {request.node_id} is {name}: drain and stop it first")
@@ -129,6 +135,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self.app.sessions.forget(request.node_id)
         self.app.auth.tokens.drop(node_id=request.node_id)
         return admin_pb2.ForgetNodeResponse()
+
+    async def _queue(self, name: str) -> queue_pb2.QueueSpec:
+        return await self.app.db(self.app.store.get_queue, limits.check_queue_name(name))
 
     async def _node_changed(self, record: NodeRecord) -> admin_pb2.NodeInfo:
         """A node's record changed in the store: its live session plans with the new
@@ -143,7 +152,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def Enqueue(self, request: admin_pb2.EnqueueRequest, context: Ctx) -> admin_pb2.EnqueueResponse:
-        spec = await self.app.db(self.app.store.get_queue, request.queue)
+        spec = await self._queue(request.queue)
+        limits.check_count(len(request.messages), "messages")
         envelopes = []
         for i, body in enumerate(request.messages):
             try:
@@ -160,6 +170,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             raise FailedPrecondition(f"queue {spec.name!r}: its URL references secrets that only nodes resolve, so the "
                                      "coordinator cannot reach its broker; use a producer or the broker where the "
                                      "secret is available")
+        remember_url(spec.url)  # its password, redacted from whatever the broker's errors say
         where = (spec.backend, spec.url, tuple(sorted(spec.options.items())))
         cached = self._brokers.get(spec.name)
         if cached is None or cached[0] != where:
@@ -175,7 +186,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def ListDeadLetters(self, request: admin_pb2.ListDeadLettersRequest,
                               context: Ctx) -> admin_pb2.ListDeadLettersResponse:
         limit = _limit(request.limit)
-        spec = await self.app.db(self.app.store.get_queue, request.queue)
+        spec = await self._queue(request.queue)
         letters = await asyncio.to_thread(self._broker(spec).dead_list, limit)
         response = admin_pb2.ListDeadLettersResponse()
         for d in letters:
@@ -188,7 +199,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                                context: Ctx) -> admin_pb2.RetryDeadLettersResponse:
         if request.all == bool(request.ids):
             raise ValueError("name the dead letters to retry, or set all (not both)")
-        spec = await self.app.db(self.app.store.get_queue, request.queue)
+        spec = await self._queue(request.queue)
+        limits.check_count(len(request.ids), "dead letter ids")
+        for letter in request.ids:
+            limits.check_text(letter, "dead letter id", limits.MAX_ID)
         ids = None if request.all else list(request.ids)
         retried = await asyncio.to_thread(self._broker(spec).dead_retry, ids)
         await self.app.db(self.app.store.record, self.app.auth.actor(context), "dead.retry", spec.name,
@@ -198,7 +212,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc_errors
     async def PurgeDeadLetters(self, request: admin_pb2.PurgeDeadLettersRequest,
                                context: Ctx) -> admin_pb2.PurgeDeadLettersResponse:
-        spec = await self.app.db(self.app.store.get_queue, request.queue)
+        spec = await self._queue(request.queue)
         purged = await asyncio.to_thread(self._broker(spec).dead_purge)
         await self.app.db(self.app.store.record, self.app.auth.actor(context), "dead.purge", spec.name, {"purged": purged})
         return admin_pb2.PurgeDeadLettersResponse(purged=purged)

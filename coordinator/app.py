@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from octobot.coordinator.auth import Auth
+from octobot.coordinator.limits import NodeLimits
 from octobot.coordinator.sessions import Liveness, NodeSession, Sessions
 from octobot.coordinator.stats import GRACE, ClusterStats
 from octobot.coordinator.store import Store
@@ -36,6 +37,8 @@ class Coordinator:
         self.auth = Auth(anonymous, reload=lambda: self.db(self.store.list_tokens))
         self.sessions = Sessions(liveness)
         self.stats = ClusterStats()
+        # Nodes' report rates, and what was refused from them.
+        self.limits = NodeLimits()
         # How long the store keeps 1 minute stats rollups, in seconds.
         self.retention = retention
         # One thread serialises store access: SQLite wants one writer, and the

@@ -103,6 +103,11 @@ class Principal:
     anonymous: bool = False
 
     @property
+    def certified(self) -> bool:
+        """Identified by a client certificate."""
+        return self.node_id is not None and self.token_id is None and not self.anonymous
+
+    @property
     def actor(self) -> str:
         """How the audit log names the caller."""
         return f"{self.name} ({self.peer})"
@@ -160,13 +165,17 @@ class TokenCache:
 
 
 def _bearer(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
-    for key, value in metadata or ():
-        if key == AUTHORIZATION:
-            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-            if not text.startswith(BEARER):
-                raise Denied(grpc.StatusCode.UNAUTHENTICATED, "authorization metadata must be 'Bearer <token>'")
-            return text[len(BEARER):].strip()
-    return None
+    """The one bearer token of a call's metadata, if any. Several are refused:
+    which one counts must not depend on their order."""
+    values = [value for key, value in metadata or () if key == AUTHORIZATION]
+    if not values:
+        return None
+    if len(values) > 1:
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "send one authorization header, not several")
+    text = values[0].decode(errors="replace") if isinstance(values[0], bytes) else str(values[0])
+    if not text.startswith(BEARER):
+        raise Denied(grpc.StatusCode.UNAUTHENTICATED, "authorization metadata must be 'Bearer <token>'")
+    return text[len(BEARER):].strip()
 
 
 def _certificate_name(auth_context: dict[str, list[bytes]]) -> str | None:

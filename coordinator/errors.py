@@ -10,18 +10,24 @@ from typing import Any, TypeVar
 
 import grpc
 
+from octobot import rpc
 from octobot.backends import BrokerUnavailable
 from octobot.coordinator.auth import Denied
-from octobot.coordinator.store import AlreadyExists, FailedPrecondition, NotFound
+from octobot.coordinator.store import AlreadyExists, FailedPrecondition, NotFound, TooMany
 from octobot.secrets import redact_text
 
 log = logging.getLogger("octobot.coordinator")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+# Characters of an error message sent back: one quoting a huge argument would
+# pass gRPC's metadata limit (16 KiB, percent-encoded) and reach the client as
+# RESOURCE_EXHAUSTED instead of its status.
+MAX_DETAILS = 500
 
 _STATUS: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (TooMany, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (BrokerUnavailable, grpc.StatusCode.UNAVAILABLE),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
 ]
@@ -37,12 +43,20 @@ def rpc_errors(method: F) -> F:
         except grpc.aio.AbortError:
             raise
         except Denied as exc:
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, details(str(exc)))
         except Exception as exc:
             for kind, code in _STATUS:
                 if isinstance(exc, kind):
-                    await context.abort(code, redact_text(str(exc)))
+                    if isinstance(exc, BrokerUnavailable):
+                        # UNAVAILABLE, but from the broker: clients must not take it for the coordinator.
+                        context.set_trailing_metadata((rpc.BROKER_CAUSE,))
+                    await context.abort(code, details(redact_text(str(exc))))
             log.exception("%s failed", method.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, redact_text(f"{type(exc).__name__}: {exc}"))
+            await context.abort(grpc.StatusCode.INTERNAL, details(redact_text(f"{type(exc).__name__}: {exc}")))
 
     return wrapper  # type: ignore[return-value]
+
+
+def details(message: str) -> str:
+    """An error message cut to what a status may carry."""
+    return message if len(message) <= MAX_DETAILS else message[:MAX_DETAILS] + "..."

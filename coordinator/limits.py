@@ -42,8 +42,8 @@ LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}")
 LABEL_VALUE = re.compile(r"[A-Za-z0-9_.\-]{0,255}")
 MAX_TASKS = 10_000
 MAX_TASK_NAME = 255
-# Lookups by name (queue, node): longer ones cannot be in the store's columns.
-MAX_NAME = 128
+# tokens.name is VARCHAR(200): node credentials are "node:" and the node id.
+MAX_TOKEN_NAME = 200
 # Items in one admin call (messages to enqueue, dead letter ids, queues to apply).
 MAX_PER_CALL = 10_000
 MAX_ID = 255
@@ -190,7 +190,7 @@ def _check_pairing(report: node_pb2.StatsReport) -> None:
 
 @functools.lru_cache(maxsize=MAX_NODE_QUEUES)
 def _valid_queue(name: str) -> bool:
-    return NAME.match(name) is not None
+    return NAME.fullmatch(name) is not None
 
 
 def _check_names(names: Sequence[str], n: int) -> None:
@@ -235,18 +235,26 @@ def check_heartbeat(heartbeat: node_pb2.Heartbeat) -> None:
     if len(heartbeat.queues) > MAX_NODE_QUEUES:
         raise Invalid("heartbeat", f"{len(heartbeat.queues)} queues in a heartbeat; at most {MAX_NODE_QUEUES}")
     for q in heartbeat.queues:
-        if not NAME.match(q.queue):
+        if not _valid_queue(q.queue):
             raise Invalid("heartbeat", f"queue name {shown(q.queue)} is invalid")
         if len(q.error) > MAX_ERROR_CHARS:
             raise Invalid("heartbeat", f"queue {q.queue}: error of {len(q.error)} characters; "
                                        f"at most {MAX_ERROR_CHARS}")
 
 
-def check_lookup(value: str, what: str, limit: int = MAX_NAME) -> str:
-    """A name or id an admin call looks up: longer ones cannot exist."""
-    if len(value) > limit:
-        raise ValueError(f"{what} {shown(value)} is longer than {limit} characters")
-    return value
+def check_queue_name(name: str) -> str:
+    """A queue name to look up: one no queue can have is refused (a NUL would
+    even fail the query on PostgreSQL)."""
+    if not _valid_queue(name):
+        raise ValueError(f"queue name {shown(name)} is invalid")
+    return name
+
+
+def check_node_ref(node_id: str) -> str:
+    """A node id to look up: ids registered before check_node_id existed may
+    use other characters, but all fit the store's column."""
+    check_text(node_id, "node_id", MAX_NODE_ID)
+    return node_id
 
 
 def check_count(n: int, what: str, limit: int = MAX_PER_CALL) -> None:
@@ -275,10 +283,6 @@ class TokenBucket:
             return False
         self.tokens -= 1
         return True
-
-
-def new_bucket(now: float) -> TokenBucket:
-    return TokenBucket(REPORTS_PER_SECOND, REPORT_BURST, REPORT_BURST, now)
 
 
 @dataclass(slots=True)
@@ -348,6 +352,6 @@ class NodeLimits:
             self._nodes = {n: s for n, s in self._nodes.items() if s.last >= now - QUEUE_MEMORY}
         node = self._nodes.get(node_id)
         if node is None:
-            node = self._nodes[node_id] = _Node(new_bucket(now), now)
+            node = self._nodes[node_id] = _Node(TokenBucket(REPORTS_PER_SECOND, REPORT_BURST, REPORT_BURST, now), now)
         node.last = now
         return node

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from octobot.coordinator import tokens
+from octobot.coordinator import limits, tokens
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.auth import NODE, Denied
 from octobot.coordinator.errors import rpc_errors
@@ -18,11 +18,6 @@ from octobot.coordinator.store import FailedPrecondition, NodeRecord
 from octobot.v1 import node_pb2, node_pb2_grpc
 
 log = logging.getLogger("octobot.coordinator.nodes")
-
-
-def check_node_id(node_id: str) -> None:  # TODO(lead): use coordinator/limits.py's once it lands
-    if not 0 < len(node_id) <= 128:
-        raise ValueError("node_id must be 1 to 128 characters")
 
 
 class NodeService(node_pb2_grpc.NodeServiceServicer):
@@ -36,9 +31,19 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello with a node_id")
         hello = first.hello
         try:
-            self.app.auth.check_node(self.app.auth.principal(context), hello.node_id)
+            limits.check_hello(hello)  # before anything of it is stored
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad Hello: {exc}")
+        principal = self.app.auth.principal(context)
+        try:
+            self.app.auth.check_node(principal, hello.node_id)
         except Denied as exc:
             await context.abort(exc.code, str(exc))
+        if principal.certified and (stale := self.app.auth.tokens.credential_of(hello.node_id)) is not None:
+            # The certificate proves the id: a credential someone joined with under it goes.
+            await self.app.db(self.app.store.revoke_token, stale.name, principal.actor)
+            self.app.auth.tokens.drop(name=stale.name)
+            self.app.auth.enforce()
         record = await self.app.db(self.app.store.register_node, NodeRecord(
             node_id=hello.node_id, hostname=hello.hostname, labels=dict(hello.labels),
             version=hello.version, tasks=list(hello.tasks)))
@@ -78,7 +83,7 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
             raise FailedPrecondition(f"{principal.name} is already identified: connect without joining")
         if not principal.anonymous and principal.role != NODE:
             raise Denied(grpc.StatusCode.PERMISSION_DENIED, "joining needs a join token (role node)")
-        check_node_id(request.node_id)
+        limits.check_node_id(request.node_id)
         record, credential = tokens.new_token(f"{tokens.NODE_PREFIX}{request.node_id}", NODE, time.time(),
                                               node_id=request.node_id)
         await self.app.db(self.app.store.create_token, record, principal.actor)
@@ -87,16 +92,27 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
         return node_pb2.JoinResponse(credential=credential)
 
     async def _read(self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.NodeMessage]) -> None:
+        node_id = session.record.node_id
         try:
             async for msg in request_iterator:
                 session.last_heartbeat = time.monotonic()
                 session.last_seen_wall = time.time()
                 kind = msg.WhichOneof("kind")
                 if kind == "heartbeat":
-                    session.heartbeat = msg.heartbeat
+                    if self._admitted(node_id, self.app.limits.refuse_heartbeat(node_id, msg.heartbeat)):
+                        session.heartbeat = msg.heartbeat
                 elif kind == "stats":
-                    self.app.stats.ingest(session.record.node_id, session.record.labels, msg.stats)
+                    if self._admitted(node_id, self.app.limits.refuse_report(node_id, msg.stats, time.time())):
+                        self.app.stats.ingest(node_id, session.record.labels, msg.stats)
                 elif kind == "applied":
                     session.applied_generation = msg.applied.generation
         except grpc.aio.AioRpcError:
             pass  # the node went away; the caller cleans up
+
+    @staticmethod
+    def _admitted(node_id: str, refusal: limits.Refusal | None) -> bool:
+        """Whether a message passed its bounds; a refusal is logged once per node and reason."""
+        if refusal is not None and refusal.first:
+            log.warning("node %s: refused a message (%s): %s; further ones are only counted "
+                        "(octobot_rejected_node_messages_total)", node_id, refusal.reason, refusal.message)
+        return refusal is None

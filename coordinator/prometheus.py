@@ -120,6 +120,10 @@ async def render(app: Coordinator) -> list[bytes]:
         out.append(f"octobot_assignment_generation {generation}\n")
         _family(out, "octobot_stats_samples_total", "counter", "Node queue samples ingested")
         out.append(f"octobot_stats_samples_total {stats.samples}\n")
+        _family(out, "octobot_rejected_node_messages_total", "counter",
+                "Node stats reports and heartbeats refused: out of bounds, or over the report rate")
+        out.extend(f"octobot_rejected_node_messages_total{{{_labels(('node', 'reason'), key)}}} {n}\n"
+                   for key, n in sorted(app.limits.refused.items()))
         await pace()
     return chunks
 

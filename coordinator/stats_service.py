@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from octobot.coordinator import limits
 from octobot.coordinator.app import Coordinator
-from octobot.coordinator.errors import rpc_errors
+from octobot.coordinator.errors import details, rpc_errors
 from octobot.coordinator.stats import NODE, GaugeTotal, Key
 from octobot.coordinator.stats_bucket import Bucket, merged, percentiles
 from octobot.coordinator.stats_series import RETENTION
@@ -35,14 +36,18 @@ HOT_FOR = 10.0
 STALE_AFTER = 2
 WATCH_INTERVALS = (0.2, 60.0)
 _LABEL = re.compile(r"^[A-Za-z0-9_.\-/]{1,63}$")
+# Gauges summed over many nodes and queues are capped at what the fields hold
+# (uint32, int64), rather than failing the whole response.
+UINT32_MAX = 2**32 - 1
+INT64_MAX = 2**63 - 1
 
 
 def _row(queue: str, group: str, b: Bucket, seconds: float, g: GaugeTotal) -> stats_pb2.QueueReport:
     return stats_pb2.QueueReport(
         queue=queue, group=group, **b.counts(), rate=b.finished / seconds,
-        in_flight=g.in_flight, busy_slots=g.busy_slots, nodes=g.nodes,
+        in_flight=min(g.in_flight, UINT32_MAX), busy_slots=min(g.busy_slots, UINT32_MAX), nodes=g.nodes,
         # Without a node reporting it now, the largest backlog seen in the window.
-        backlog=g.backlog if g.nodes else b.backlog,
+        backlog=min(g.backlog if g.nodes else b.backlog, INT64_MAX),
         run_time=percentiles(b.run), wait_time=percentiles(b.wait), end_to_end=percentiles(b.e2e))
 
 
@@ -73,7 +78,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
 
     def _dim(self, by: str, start: int) -> str:
         """The series dimension ``by`` names; "" for none."""
-        if by and not _LABEL.match(by):
+        if by and not _LABEL.fullmatch(by):
             raise ValueError(f"bad 'by' {by!r}: give 'node' or a node label key such as 'dc'")
         if by == NODE and self.stats.beyond_memory(start):
             raise ValueError(f"by node covers at most the last {RETENTION // 60}m: "
@@ -81,6 +86,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         return by
 
     async def _known(self, queue: str) -> None:
+        limits.check_queue_name(queue)
         if not any(q == queue for q, _ in self.stats.series_keys("")):
             await self.app.db(self.app.store.get_queue, queue)  # NOT_FOUND for unknown queues
 
@@ -187,6 +193,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
     @rpc_errors
     async def GetNode(self, request: stats_pb2.GetNodeStatsRequest, context: Ctx) -> stats_pb2.GetNodeStatsResponse:
         window = self._window(request.window)
+        limits.check_node_ref(request.node_id)
         if not any(n == request.node_id for _, n in self.stats.series_keys(NODE)):
             await self.app.db(self.app.store.get_node, request.node_id)  # NOT_FOUND for unknown nodes
         end = self.stats.closed_until
@@ -243,7 +250,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
                 raise ValueError(f"interval_seconds {interval} is outside {WATCH_INTERVALS[0]}..{WATCH_INTERVALS[1]}")
             self._dim(request.by, self.stats.closed_until - window)
         except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(str(exc)))
         while True:
             resp = stats_pb2.WatchResponse(snapshot=await self._cluster(window, request.by))
             resp.at.GetCurrentTime()

@@ -21,14 +21,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, select, tuple_, update
+from sqlalchemy import Engine, create_engine, delete, event, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from octobot import queue_specs
 from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow, TokenRow
 from octobot.coordinator.planner import runs_on
-from octobot.coordinator.tokens import ROLE_NAMES, ROLES_BY_NAME, TokenRecord
+from octobot.coordinator.tokens import MAX_TOKENS, ROLE_NAMES, ROLES_BY_NAME, TokenRecord
 from octobot.coordinator.bucket_sums import sum_buckets
 from octobot.histogram import DEFAULT_ACCURACY
 from octobot.secrets import redact_text
@@ -51,6 +51,10 @@ class AlreadyExists(Exception):
 
 class FailedPrecondition(Exception):
     """The request is valid but the system is not in a state to do it (e.g. forget a node that is up)."""
+
+
+class TooMany(Exception):
+    """A bound on stored things is reached (e.g. tokens)."""
 
 
 @dataclass(slots=True)
@@ -397,9 +401,14 @@ class Store:
             with self._tx() as session:
                 if session.scalar(select(TokenRow.id).where(TokenRow.name == record.name)) is not None:
                     raise AlreadyExists(f"token {record.name!r} already exists")
-                if record.node_id is not None and session.scalar(
-                        select(TokenRow.id).where(TokenRow.node_id == record.node_id)) is not None:
-                    raise AlreadyExists(f"node {record.node_id!r} has already joined: `octoctl node forget` it first")
+                if record.node_id is not None and (
+                        session.scalar(select(TokenRow.id).where(TokenRow.node_id == record.node_id)) is not None
+                        or session.get(NodeRow, record.node_id) is not None):
+                    # A registered id belongs to a node already (perhaps one with a certificate).
+                    raise AlreadyExists(f"node {record.node_id!r} is already registered: `octoctl node forget` "
+                                        "it first (once it is down)")
+                if session.scalar(select(func.count()).select_from(TokenRow)) >= MAX_TOKENS:
+                    raise TooMany(f"there are {MAX_TOKENS} tokens already: revoke some first")
                 session.add(TokenRow(id=record.id, name=record.name, role=ROLE_NAMES[record.role],
                                      secret_sha256=record.secret_sha256, created_at=record.created_at,
                                      expires_at=record.expires_at, node_id=record.node_id))

@@ -6,7 +6,7 @@ import time
 
 import grpc
 
-from octobot.coordinator import tokens
+from octobot.coordinator import limits, tokens
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.errors import rpc_errors
 from octobot.v1 import auth_pb2, auth_pb2_grpc
@@ -25,7 +25,8 @@ class TokenService(auth_pb2_grpc.TokenServiceServicer):
         tokens.check_name(request.name)
         if request.role not in tokens.ROLE_NAMES:
             raise ValueError(f"role must be one of {', '.join(tokens.ROLES_BY_NAME)}")
-        ttl = request.ttl.ToTimedelta().total_seconds() if request.HasField("ttl") else 0.0
+        # Not ToTimedelta(): a Duration of any int64 seconds would overflow it (INTERNAL).
+        ttl = request.ttl.seconds + request.ttl.nanos / 1e9 if request.HasField("ttl") else 0.0
         if not 0 <= ttl <= MAX_TTL:
             raise ValueError(f"ttl must be between 0 (no expiry) and {MAX_TTL // 86400} days")
         record, secret = tokens.new_token(request.name, request.role, time.time(), ttl or None)
@@ -40,6 +41,7 @@ class TokenService(auth_pb2_grpc.TokenServiceServicer):
 
     @rpc_errors
     async def RevokeToken(self, request: auth_pb2.RevokeTokenRequest, context: Ctx) -> auth_pb2.RevokeTokenResponse:
+        limits.check_text(request.name, "token name", limits.MAX_TOKEN_NAME)  # a NUL fails the query on PostgreSQL
         await self.app.db(self.app.store.revoke_token, request.name, self.app.auth.actor(context))
         self.app.auth.tokens.drop(name=request.name)
         self.app.auth.enforce()

@@ -19,6 +19,9 @@ from octobot.v1 import auth_pb2
 PREFIX = "obt"
 _TOKEN = re.compile(rf"^{PREFIX}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{43}})$")
 NAME = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9_.@-]{0,63}$")
+# Tokens the store keeps at most, node credentials included: joining nodes
+# cannot fill it without bound.
+MAX_TOKENS = 100_000
 # Node credentials are named after their node: "node:<node id>".
 NODE_PREFIX = "node:"
 # Roles as the store and the audit log write them.
@@ -69,7 +72,7 @@ def new_token(name: str, role: int, now: float, ttl: float | None = None,
 
 def split(token: str) -> tuple[str, str] | None:
     """``(id, secret)`` of a well-formed token string, else None."""
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     return (match.group(1), match.group(2)) if match else None
 
 
@@ -78,5 +81,5 @@ def matches(record: TokenRecord, secret: str) -> bool:
 
 
 def check_name(name: str) -> None:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ValueError(f"token name {name!r} is invalid: use letters, digits, '_', '.', '-', '@' (max 64)")

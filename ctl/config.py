@@ -227,6 +227,11 @@ def connection(flags: Settings, context: str | None, env: Mapping[str, str]) -> 
     """The coordinator addresses, in the order to try them, and the credentials to use."""
     s = resolve(flags, env, load(config_path(env)).selected(context))
     token = read_token(s.token_file) if s.token_file is not None else s.token
+    if token is not None:
+        try:
+            rpc.check_token(token)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return s.coordinator, rpc.ClientAuth(ca=s.ca, token=token, insecure=bool(s.insecure))
 
 

@@ -15,7 +15,7 @@ from octobot.backends import Backend
 from octobot.node.runner import QueueRunner, visibility_timeout
 from octobot.node.scheduler import SlotScheduler
 from octobot.node.state import StateDir
-from octobot.secrets import redact_text, resolve
+from octobot.secrets import SecretSources, redact_text, resolve
 from octobot.v1 import node_pb2, queue_pb2
 
 log = logging.getLogger("octobot.node")
@@ -30,8 +30,11 @@ class Agent:
     """Runs a node's queues in this process, as threads."""
 
     def __init__(self, consumer_name: str, drain_timeout: float = 30.0, max_workers: int | None = None,
-                 cache: StateDir | None = None, record_stats: bool = True) -> None:
+                 cache: StateDir | None = None, record_stats: bool = True,
+                 secret_sources: SecretSources = SecretSources()) -> None:
         self.consumer_name = consumer_name
+        # The files and variables the node's operator lets broker URLs reference.
+        self.secret_sources = secret_sources
         self.record_stats = record_stats
         self.cache = cache
         self.scheduler = SlotScheduler(max_workers)
@@ -76,7 +79,7 @@ class Agent:
 
     def _open_backend(self, spec: queue_pb2.QueueSpec) -> Backend:
         # Secrets are resolved here, on the node, right before connecting.
-        return backends.open_backend(spec.backend, spec.name, resolve(spec.url), dict(spec.options),
+        return backends.open_backend(spec.backend, spec.name, resolve(spec.url, self.secret_sources), dict(spec.options),
                                      consumer_name=self.consumer_name, visibility_timeout=visibility_timeout(spec),
                                      prefetch=spec.concurrency)
 

@@ -18,11 +18,14 @@ from octobot.v1 import queue_pb2
 log = logging.getLogger("octobot.node.execute")
 
 MAX_BACKOFF = 3600.0
+# Doublings past this reach MAX_BACKOFF anyway; a message's attempt (any
+# number a producer wrote) must not overflow the float.
+MAX_DOUBLINGS = 64
 
 
 def retry_delay(base: float, attempt: int) -> float:
     """Exponential backoff with full jitter around the nominal delay."""
-    nominal = min(MAX_BACKOFF, base * (2 ** attempt))
+    nominal = min(MAX_BACKOFF, base * (2 ** min(attempt, MAX_DOUBLINGS)))
     return nominal * random.uniform(0.5, 1.5)
 
 

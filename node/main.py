@@ -31,6 +31,7 @@ from octobot.node.processes import ProcessPool
 from octobot.node.session import CoordinatorSession
 from octobot.node.state import StateDir
 from octobot.node.stats_buffer import StatsBuffer
+from octobot.secrets import EVERYTHING, SecretSources
 from octobot.selector import parse_labels
 
 log = logging.getLogger("octobot.node")
@@ -76,6 +77,10 @@ def run_hook(hook: Callable[[], object] | None, what: str) -> None:
                    "used once, to get the node's own credential, kept in --state-dir")
 @click.option("--insecure", is_flag=True,
               help="plaintext to a non-loopback coordinator, and for a non-loopback --metrics-listen")
+@click.option("--secrets-dir", "secrets_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="a directory whose files broker URLs may reference as ${file:/path} (repeatable); none by default")
+@click.option("--secret-env", "secret_env", multiple=True,
+              help="an environment variable broker URLs may reference as ${env:NAME} (repeatable); none by default")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="standalone: run the queues of this YAML file, with no coordinator")
 @click.option("--label", "labels", multiple=True, help="node label key=value, e.g. dc=us-east (repeatable)")
@@ -101,7 +106,8 @@ def run_hook(hook: Callable[[], object] | None, what: str) -> None:
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def main(coordinator: str | None, ca: str | None, client_cert: str | None, client_key: str | None,
-         join_token: str | None, insecure: bool, config_path: str | None, labels: tuple[str, ...], task_modules: tuple[str, ...],
+         join_token: str | None, insecure: bool, secrets_dirs: tuple[str, ...], secret_env: tuple[str, ...],
+         config_path: str | None, labels: tuple[str, ...], task_modules: tuple[str, ...],
          state_dir: str, max_workers: int | None, processes: int, metrics_listen: str | None,
          tls_cert: str | None, tls_key: str | None,
          on_start: str | None, on_stop: str | None, record_stats: bool, drain_timeout: float, interval: float,
@@ -138,6 +144,11 @@ def main(coordinator: str | None, ca: str | None, client_cert: str | None, clien
 
     if (client_cert is None) != (client_key is None):
         raise click.UsageError("give --client-cert and --client-key together")
+    if join_token is not None:
+        try:
+            rpc.check_token(join_token)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--join-token") from None
     state = StateDir(state_dir)
     node_id = state.node_id()
     if client_cert is not None:
@@ -145,13 +156,16 @@ def main(coordinator: str | None, ca: str | None, client_cert: str | None, clien
     run_hook(start_hook, "start")
     # Only a coordinator's assignments are cached: a standalone node reads its file.
     cache = None if config else state
+    # A standalone node's URLs come from its own file; a coordinator's, from whoever may set them.
+    sources = EVERYTHING if config else SecretSources(secrets_dirs, frozenset(secret_env))
     agent: Agent | ProcessPool
     if processes == 1:
         agent = Agent(node_id, drain_timeout=drain_timeout, max_workers=max_workers, cache=cache,
-                      record_stats=record_stats)
+                      record_stats=record_stats, secret_sources=sources)
     else:
         agent = ProcessPool(node_id, processes, modules, interval=interval, drain_timeout=drain_timeout,
-                            max_workers=max_workers, log_level=log_level, cache=cache, record_stats=record_stats)
+                            max_workers=max_workers, log_level=log_level, cache=cache, record_stats=record_stats,
+                            secret_sources=sources)
     log.info("node %s starting (labels %s, %d tasks registered, %d process(es)%s)", node_id, label_map,
              len(tasks.names()), processes, ", standalone" if config else "")
     stats = StatsBuffer(agent.stats, interval)

@@ -42,7 +42,9 @@ class Workers(Protocol):
 # an operator has to act, so retrying fast only fills logs.
 REFUSED_RETRY = 30.0
 JOIN_TIMEOUT = 15.0
-REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+# Answers that retrying soon will not change (a join of an id already registered among them).
+REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.ALREADY_EXISTS,
+           grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 class CoordinatorSession:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
+# ASCII digits, and few enough that the number stays finite.
+_DURATION = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?)(s|m|h|d)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str, what: str = "window") -> int:
     """'10s', '1m', '15m', '24h', '7d' -> whole seconds; ValueError otherwise."""
-    m = _DURATION.match(text)
+    m = _DURATION.fullmatch(text)
     if not m:
         raise ValueError(f"bad {what} {text!r}: use a number and s, m, h or d, like 10s, 15m or 24h")
     seconds = float(m[1]) * _UNITS[m[2]]

@@ -4,6 +4,7 @@ and the diff that apply makes."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 from octobot import backends
@@ -19,6 +20,13 @@ DEFAULTS: dict[str, Any] = {"priority": 5, "concurrency": 4, "max_retries": 3, "
 UPDATABLE = ("backend", "url", "priority", "concurrency", "selector", "max_retries", "retry_backoff",
              "task_timeout", "paused", "max_message_bytes", "options")
 MAX_CONCURRENCY = 1000
+# Retries double the backoff each time; a week bounds the delays and timeouts.
+MAX_RETRIES = 100
+MAX_SECONDS = 7 * 86400.0
+MAX_URL = 2048
+MAX_SELECTOR = 1024
+MAX_OPTIONS = 64
+MAX_OPTION_CHARS = 1024
 
 
 def with_defaults(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
@@ -47,15 +55,24 @@ class SpecError(ValueError):
 def validate(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
     """Check every field; return the spec with its URL in canonical form.
     SpecError says which field is wrong and why."""
-    if not NAME.match(spec.name):
+    if not NAME.fullmatch(spec.name):
         raise SpecError("name", f"queue name {spec.name!r} is invalid: use letters, digits, '_', '.', '-' (max 128)")
     if not 1 <= spec.priority <= 10:
         raise SpecError("priority", f"priority must be between 1 and 10, got {spec.priority}")
     if not 1 <= spec.concurrency <= MAX_CONCURRENCY:
         raise SpecError("concurrency", f"concurrency must be between 1 and {MAX_CONCURRENCY}, got {spec.concurrency}")
-    for name in ("max_retries", "retry_backoff", "task_timeout"):
-        if getattr(spec, name) < 0:
-            raise SpecError(name, f"{name} must be 0 or more, got {getattr(spec, name)}")
+    for name, high in (("max_retries", MAX_RETRIES), ("retry_backoff", MAX_SECONDS), ("task_timeout", MAX_SECONDS)):
+        value = getattr(spec, name)
+        if not 0 <= value <= high:  # NaN fails too
+            raise SpecError(name, f"{name} must be between 0 and {high:g}, got {value}")
+    for name, high in (("url", MAX_URL), ("selector", MAX_SELECTOR)):
+        value = getattr(spec, name)
+        # Printable: PostgreSQL refuses NUL in text.
+        if len(value) > high or not value.isprintable():
+            raise SpecError(name, f"{name} must be at most {high} printable characters")
+    if len(spec.options) > MAX_OPTIONS or any(len(k) > MAX_OPTION_CHARS or len(v) > MAX_OPTION_CHARS
+                                              for k, v in spec.options.items()):
+        raise SpecError("options", f"at most {MAX_OPTIONS} options of {MAX_OPTION_CHARS} characters")
     if spec.max_message_bytes <= 0:
         raise SpecError("max_message_bytes", f"max_message_bytes must be positive, got {spec.max_message_bytes}")
     try:
@@ -106,8 +123,8 @@ def validate_all(specs: list[queue_pb2.QueueSpec]) -> list[queue_pb2.QueueSpec]:
             out.append(validate(with_defaults(spec)))
         except SpecError as exc:
             raise SpecError(exc.field, f"queue {spec.name!r}: {exc}") from None
-    names = [q.name for q in out]
-    duplicate = next((n for n in names if names.count(n) > 1), None)
+    # A Counter: names.count() for each name took quadratic time on a large apply.
+    duplicate = next((n for n, k in Counter(q.name for q in out).items() if k > 1), None)
     if duplicate:
         raise ValueError(f"queue {duplicate!r} is declared twice")
     return out

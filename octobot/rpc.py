@@ -10,12 +10,14 @@ metadata on every call.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -32,6 +34,8 @@ _OPTIONS = [
 ]
 AUTHORIZATION = "authorization"
 BEARER = "Bearer "
+# Trailing metadata on an UNAVAILABLE that a queue's broker caused, not the coordinator.
+BROKER_CAUSE = ("octobot-cause", "broker")
 
 Registrar = Callable[[grpc.aio.Server], None]
 
@@ -68,6 +72,28 @@ def _read(path: str | Path, what: str) -> bytes:
         raise OSError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
+def _read_certificates(path: str | Path, what: str) -> bytes:
+    """A PEM file of certificates; OSError naming it when it holds none (gRPC
+    would only log its own errors, then fail to connect)."""
+    data = _read(path, what)
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise OSError(f"{what} {path} is not a PEM certificate") from None
+    return data
+
+
+# What a bearer token may hold: printable ASCII, no spaces (HTTP/2 header values).
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
+
+
+def check_token(token: str) -> str:
+    """ValueError, quoting nothing of it, for a token no coordinator could have made."""
+    if not _TOKEN_TEXT.fullmatch(token):
+        raise ValueError("the token holds spaces or characters no token has (a copy-paste error?)")
+    return token
+
+
 @dataclass(frozen=True, slots=True)
 class ServerTls:
     """A listener's certificate and key (PEM files) and, for mutual TLS, the CA
@@ -78,8 +104,8 @@ class ServerTls:
     client_ca: str | None = None
 
     def credentials(self) -> grpc.ServerCredentials:
-        ca = _read(self.client_ca, "client CA") if self.client_ca else None
-        return grpc.ssl_server_credentials([(_read(self.key, "TLS key"), _read(self.cert, "TLS certificate"))],
+        ca = _read_certificates(self.client_ca, "client CA") if self.client_ca else None
+        return grpc.ssl_server_credentials([(_read(self.key, "TLS key"), _read_certificates(self.cert, "TLS certificate"))],
                                            root_certificates=ca, require_client_auth=ca is not None)
 
 
@@ -124,10 +150,10 @@ class ClientAuth:
         return self.ca is None and self.client_cert is None and (self.insecure or is_loopback(target))
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
-        ca = _read(self.ca, "CA") if self.ca else None
+        ca = _read_certificates(self.ca, "CA") if self.ca else None
         if self.client_cert and self.client_key:
             return grpc.ssl_channel_credentials(ca, _read(self.client_key, "client key"),
-                                                _read(self.client_cert, "client certificate"))
+                                                _read_certificates(self.client_cert, "client certificate"))
         return grpc.ssl_channel_credentials(ca)
 
     def metadata(self) -> tuple[tuple[str, str], ...]:

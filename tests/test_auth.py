@@ -74,6 +74,11 @@ def test_identify_anonymous_only_where_allowed() -> None:
     assert denied.value.code == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(Denied):
         closed.identify([("authorization", "Basic x")], {}, "peer", 0)
+    record, token = tokens.new_token("t", VIEWER, now=0)
+    closed.tokens.add(record)
+    assert closed.identify([("authorization", f"Bearer {token}")], {}, "peer", 1).name == "t"
+    with pytest.raises(Denied, match="one authorization header"):
+        closed.identify([("authorization", f"Bearer {token}"), ("authorization", "Bearer x")], {}, "peer", 1)
     node = closed.identify([], {"x509_common_name": [b"n1"]}, "peer", 0)
     assert node.role == NODE and node.node_id == "n1"
 
@@ -362,3 +367,20 @@ def test_grpcurl_with_ca_and_token(secure: Coordinator, pki: pki_tool.Pki) -> No
     assert cluster.returncode == 0, cluster.stderr
     anonymous = run(secure.target, "list")
     assert anonymous.returncode != 0 and "Unauthenticated" in anonymous.stderr
+
+
+def test_octoctl_says_what_is_wrong_in_one_line(procs: Processes, tmp_path: Path, key: str) -> None:
+    """No gRPC core dump before the line: a file that is no CA, a token pasted
+    with a space, and a broker that is down (not the coordinator)."""
+    bad_ca = tmp_path / "ca.pem"
+    bad_ca.write_text("not a certificate")
+    c = procs.coordinator(f"sqlite:///{tmp_path / 'o.db'}")
+    for flags, code, words in ((["--ca", str(bad_ca)], 2, "is not a PEM certificate"),
+                               (["--token", "obt_é x"], 2, "characters no token has")):
+        result = subprocess.run([sys.executable, "-m", "octobot.ctl.main", "--coordinator", c.target, *flags,
+                                 "queue", "list"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == code and words in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    octoctl(c.target, "queue", "add", key, "--backend", "redis", "--url", "redis://127.0.0.1:1/0")
+    down = octoctl(c.target, "enqueue", key, "t", check=False)
+    assert down.returncode == 1 and "broker is unavailable" in down.stderr and "coordinator" not in down.stderr

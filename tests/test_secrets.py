@@ -26,7 +26,7 @@ from octobot.coordinator.models import AuditRow
 from octobot.coordinator.store import Store
 from octobot.node.agent import Agent
 from octobot.node.state import StateDir
-from octobot.secrets import (keep_stored_secret, normalized, quote_keeping_references, redact_spec, redact_text,
+from octobot.secrets import (SecretSources, keep_stored_secret, normalized, quote_keeping_references, redact_spec, redact_text,
                              redact_url, refuse_redacted, resolve)
 from octobot.v1 import queue_pb2
 
@@ -121,21 +121,37 @@ def test_resolve_error_never_shows_a_value(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize("url, expected", [
     ("redis://:${file:/etc/octo/redis}@h:6379/0", "redis://:${file:/etc/octo/redis}@h:6379/0"),
     ("amqp://u:${env:MQ_PW}@h:5672/%2F?heartbeat=30", "amqp://u:${env:MQ_PW}@h:5672/%2F?heartbeat=30"),
-    ("beanstalk://${env:BEANSTALK_HOST}:11300", "beanstalk://${env:BEANSTALK_HOST}:11300"),
 ])
 def test_normalized_keeps_references(url: str, expected: str) -> None:
     assert _normalize(url) == expected
+
+
+@pytest.mark.parametrize("url", ["beanstalk://${env:BEANSTALK_HOST}:11300", "redis://h:${env:PORT}/0",
+                                 "redis://h:6379/${file:/etc/octo/db}", "amqp://u:p@h/?x=${env:X}"])
+def test_references_only_in_user_or_password(url: str) -> None:
+    """Resolved anywhere else, a value would come back in a parse error (or go
+    out as a DNS query): whoever may set a URL would read the node's secrets."""
+    with pytest.raises(ValueError, match="only in the URL's user or password"):
+        _normalize(url)
+    with pytest.raises(ValueError, match="only in the URL's user or password"):
+        resolve(url)
 
 
 def test_normalized_errors_show_references_not_secrets() -> None:
     with pytest.raises(ValueError, match=r"takes only a host and a port"):
         _normalize("beanstalk://${env:H}@h:11300")  # beanstalk has no userinfo
     # A backend's normalize_url that drops a part must not drop a reference silently.
-    with pytest.raises(ValueError, match=r"\$\{env:T\} is in a part of URL 'x://h/\?token=\$\{env:T\}'"):
-        normalized("x://h/?token=${env:T}", lambda url: url.partition("?")[0])
+    with pytest.raises(ValueError, match=r"\$\{env:T\} is in a part of URL 'x://\$\{env:T\}@h/'"):
+        normalized("x://${env:T}@h/", lambda url: url.partition("@")[2])
     with pytest.raises(ValueError) as info:
-        _normalize("amqp://u:S3cret@h:notaport/${env:VH}")
-    assert "S3cret" not in str(info.value) and "amqp://u:****@h:notaport/${env:VH}" in str(info.value)
+        _normalize("amqp://u:S3cret@h:notaport/${env:PW}")
+    assert "S3cret" not in str(info.value)
+    with pytest.raises(ValueError) as info:
+        _normalize("amqp://u:${env:PW}@h:notaport/")
+    assert "amqp://u:${env:PW}@h:notaport/" in str(info.value)
+    with pytest.raises(ValueError) as info:
+        _normalize("redis://:pa/ss@h:6379/0")  # must be percent-encoded; the error quotes none of it
+    assert "pa/ss" not in str(info.value) and "%2F" in str(info.value)
     with pytest.raises(ValueError, match="bad reference"):
         _normalize("redis://:${nope}@h/0")
 
@@ -258,8 +274,35 @@ def test_state_dir_is_private(tmp_path: Path) -> None:
     assert state.load_assignment().queues[0].url == "redis://:pw@h/0"
 
 
+def test_sources_allow_only_what_the_node_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    allowed = tmp_path / "secrets"
+    allowed.mkdir()
+    (allowed / "pw").write_text("FileSecret")
+    (tmp_path / "other").write_text("Other")
+    (allowed / "link").symlink_to(tmp_path / "other")
+    monkeypatch.setenv("OCTO_OK", "EnvSecret")
+    monkeypatch.setenv("OCTO_NO", "Nope")
+    sources = SecretSources(dirs=(str(allowed),), env=frozenset({"OCTO_OK"}))
+    assert resolve(f"redis://:${{file:{allowed}/pw}}@h/0", sources) == "redis://:FileSecret@h/0"
+    assert resolve("redis://:${env:OCTO_OK}@h/0", sources) == "redis://:EnvSecret@h/0"
+    for url in (f"redis://:${{file:{tmp_path}/other}}@h/0", f"redis://:${{file:{allowed}/../other}}@h/0",
+                f"redis://:${{file:{allowed}/link}}@h/0", "redis://:${env:OCTO_NO}@h/0"):
+        with pytest.raises(ValueError, match="allow"):
+            resolve(url, sources)
+    with pytest.raises(ValueError, match="allow"):
+        resolve("redis://:${env:OCTO_OK}@h/0", SecretSources())  # a node allows nothing unless told
+
+
+def test_used_secrets_are_redacted_from_any_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCTO_REMEMBER", "Zq9-remembered/pw")
+    resolve("redis://:${env:OCTO_REMEMBER}@h/0")
+    resolve("redis://:LiteralSecret9@h/0")
+    text = "AUTH failed for 'Zq9-remembered/pw' (Zq9-remembered%2Fpw); port 'LiteralSecret9' is not a number"
+    assert redact_text(text) == "AUTH failed for '****' (****); port '****' is not a number"
+
+
 def test_unresolvable_reference_is_a_queue_error(tmp_path: Path) -> None:
-    agent = Agent("test")
+    agent = Agent("test", secret_sources=SecretSources(env=frozenset({"OCTO_SURELY_UNSET"})))
     ok = queue_pb2.QueueSpec(name="ok", backend="sqlite", url=f"sqlite:///{tmp_path}/q.db", concurrency=1)
     bad = queue_pb2.QueueSpec(name="bad", backend="redis", url="redis://:${env:OCTO_SURELY_UNSET}@h:6379/0",
                               concurrency=1)
@@ -381,18 +424,24 @@ def test_references_resolve_on_nodes_only(procs: Processes, redis_user: tuple[st
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     user, password = redis_user
     monkeypatch.delenv("OCTO_TEST_PW", raising=False)  # the coordinator must not have it
-    secret_file = tmp_path / "redis-pw"
+    (tmp_path / "secrets").mkdir()
+    secret_file = tmp_path / "secrets" / "redis-pw"
     secret_file.write_text(password + "\n")
     secret_file.chmod(0o600)
     env_url = f"redis://{user}:${{env:OCTO_TEST_PW}}@127.0.0.1:6379/0"
     file_url = f"redis://{user}:${{file:{secret_file}}}@127.0.0.1:6379/0"
     coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
-    node = procs.node(coord.target, "env", ["dc=x"], env={"OCTO_TEST_PW": password})
+    node = procs.node(coord.target, "env", ["dc=x"], env={"OCTO_TEST_PW": password}, extra=(
+        "--secret-env", "OCTO_TEST_PW", "--secret-env", "OCTO_SURELY_UNSET", "--secrets-dir", str(tmp_path / "secrets")))
     t = coord.target
     octoctl(t, "queue", "add", f"{key}-env", "--backend", "redis", "--url", env_url)
     octoctl(t, "queue", "add", f"{key}-file", "--backend", "redis", "--url", file_url)
     octoctl(t, "queue", "add", f"{key}-unset", "--backend", "redis",
             "--url", f"redis://{user}:${{env:OCTO_SURELY_UNSET}}@127.0.0.1:6379/0")
+    # Whoever may set a URL reads no file and no variable the node's operator did not allow.
+    octoctl(t, "queue", "add", f"{key}-state", "--backend", "redis",
+            "--url", f"redis://{user}:${{file:{node.state_dir}/node-id}}@127.0.0.1:6379/0")
+    octoctl(t, "queue", "add", f"{key}-home", "--backend", "redis", "--url", f"redis://{user}:${{env:HOME}}@127.0.0.1:6379/0")
     assert {q["url"] for q in octoctl_json(t, "queue", "list")} >= {env_url, file_url}
 
     # The coordinator cannot reach such a broker: it never resolves secrets.
@@ -411,5 +460,12 @@ def test_references_resolve_on_nodes_only(procs: Processes, redis_user: tuple[st
         return next((q.get("error", "") for q in queues if q["queue"] == f"{key}-unset"), "")
 
     assert "cannot resolve ${env:OCTO_SURELY_UNSET}" in wait_until(unset_error, what="the unresolved queue's error")
+
+    def error_of(queue: str) -> str:
+        queues = octoctl_json(t, "node", "show", node.node_id).get("queues", [])
+        return next((q.get("error", "") for q in queues if q["queue"] == queue), "")
+
+    assert "not in a directory this node allows" in wait_until(lambda: error_of(f"{key}-state"), what="state refused")
+    assert "this node does not allow it" in wait_until(lambda: error_of(f"{key}-home"), what="HOME refused")
     assert node.alive()
     assert password not in coord.output() + node.output()

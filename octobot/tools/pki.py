@@ -131,7 +131,7 @@ def issue(ca: Issued, cn: str, sans: Iterable[str], client: bool = True, server:
 
 
 def check_node_name(name: str) -> str:
-    if not NODE_NAME.match(name):
+    if not NODE_NAME.fullmatch(name):
         raise ValueError(f"node name {name!r}: use letters, digits, '.', '_' and '-' (up to 64)")
     return name
 
