@@ -265,6 +265,10 @@ def check_count(n: int, what: str, limit: int = MAX_PER_CALL) -> None:
 
 # -- per node ---------------------------------------------------------------------
 
+# Node credentials one join token may make: a fleet's worth at once, then a few a second.
+JOINS_PER_SECOND = 2.0
+JOIN_BURST = 200.0
+
 
 @dataclass(slots=True)
 class TokenBucket:

@@ -14,7 +14,7 @@ from octobot.coordinator.app import Coordinator
 from octobot.coordinator.auth import NODE, Denied
 from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.sessions import NodeSession
-from octobot.coordinator.store import FailedPrecondition, NodeRecord
+from octobot.coordinator.store import FailedPrecondition, NodeRecord, TooMany
 from octobot.v1 import node_pb2, node_pb2_grpc
 
 log = logging.getLogger("octobot.coordinator.nodes")
@@ -23,6 +23,8 @@ log = logging.getLogger("octobot.coordinator.nodes")
 class NodeService(node_pb2_grpc.NodeServiceServicer):
     def __init__(self, app: Coordinator) -> None:
         self.app = app
+        # Joins per join token: one leaked token cannot fill the store at once.
+        self._joins: dict[str, limits.TokenBucket] = {}
 
     async def Connect(self, request_iterator: AsyncIterator[node_pb2.NodeMessage],
                       context: grpc.aio.ServicerContext) -> AsyncIterator[node_pb2.CoordinatorMessage]:
@@ -84,6 +86,10 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
         if not principal.anonymous and principal.role != NODE:
             raise Denied(grpc.StatusCode.PERMISSION_DENIED, "joining needs a join token (role node)")
         limits.check_node_id(request.node_id)
+        bucket = self._joins.setdefault(principal.name, limits.TokenBucket(
+            limits.JOINS_PER_SECOND, limits.JOIN_BURST, limits.JOIN_BURST, time.monotonic()))
+        if not bucket.take(time.monotonic()):
+            raise TooMany(f"{principal.name} joins nodes faster than {limits.JOINS_PER_SECOND:g} a second: retry later")
         record, credential = tokens.new_token(f"{tokens.NODE_PREFIX}{request.node_id}", NODE, time.time(),
                                               node_id=request.node_id)
         await self.app.db(self.app.store.create_token, record, principal.actor)

@@ -384,3 +384,15 @@ def test_octoctl_says_what_is_wrong_in_one_line(procs: Processes, tmp_path: Path
     octoctl(c.target, "queue", "add", key, "--backend", "redis", "--url", "redis://127.0.0.1:1/0")
     down = octoctl(c.target, "enqueue", key, "t", check=False)
     assert down.returncode == 1 and "broker is unavailable" in down.stderr and "coordinator" not in down.stderr
+
+
+def test_one_join_token_cannot_flood_the_store(procs: Processes, tmp_path: Path) -> None:
+    """A leaked join token makes a fleet's worth of credentials, then a few a second."""
+    from octobot.coordinator import limits
+
+    c = procs.coordinator(f"sqlite:///{tmp_path / 'o.db'}")
+    join = node_pb2_grpc.NodeServiceStub(rpc.make_channel(c.target)).Join
+    codes = [code_of(lambda: join(node_pb2.JoinRequest(node_id=f"flood-{i}"), timeout=10))
+             for i in range(int(limits.JOIN_BURST) + 20)]
+    assert codes.count(grpc.StatusCode.OK) <= limits.JOIN_BURST + 20 * limits.JOINS_PER_SECOND
+    assert codes[-1] == grpc.StatusCode.RESOURCE_EXHAUSTED
