@@ -120,8 +120,12 @@ class TokenCache:
         self._by_id: dict[str, TokenRecord] = {}
         self._by_node: dict[str, TokenRecord] = {}
         self._used: dict[str, float] = {}
+        # Ids dropped here: a reload read before the revocation committed must
+        # not bring them back (ids are random, so none is ever reused).
+        self._dropped: set[str] = set()
 
     def replace(self, records: Sequence[TokenRecord]) -> None:
+        records = [r for r in records if r.id not in self._dropped]
         # New dicts swapped in whole: the HTTP thread reads them without a lock.
         self._by_id = {r.id: r for r in records}
         self._by_node = {r.node_id: r for r in records if r.node_id}
@@ -130,7 +134,9 @@ class TokenCache:
         self.replace([*self._by_id.values(), record])
 
     def drop(self, name: str | None = None, node_id: str | None = None) -> None:
-        self.replace([r for r in self._by_id.values() if r.name != name and (node_id is None or r.node_id != node_id)])
+        gone = {r.id for r in self._by_id.values() if r.name == name or (node_id is not None and r.node_id == node_id)}
+        self._dropped |= gone
+        self.replace([r for r in self._by_id.values() if r.id not in gone])
 
     def known(self, token_id: str) -> bool:
         return token_id in self._by_id
@@ -257,13 +263,25 @@ class Auth:
         """Read the token table again; concurrent callers share one read."""
         if self._reload is None:
             return
-        if self._reloading is None:
+        if self._reloading is None or self._reloading.done():
             self._reloading = asyncio.ensure_future(self._load())
+        await asyncio.shield(self._reloading)
+
+    async def _reloaded_since(self, since: float) -> None:
+        """Wait for a reload that started after ``since``: one at most every
+        RELOAD_ON_MISS_EVERY, shared by every call that waits for it, so unknown
+        tokens cost a query a second at most (and their callers that long)."""
         try:
-            await asyncio.shield(self._reloading)
-        finally:
-            if self._reloading.done():
-                self._reloading = None
+            while self._reloaded_at <= since:
+                wait = self._reloaded_at + RELOAD_ON_MISS_EVERY - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                else:
+                    await self.reload()
+            if self._reloading is not None and not self._reloading.done():
+                await asyncio.shield(self._reloading)
+        except Exception as exc:  # the store may be briefly unreachable: the cached tokens decide
+            log.warning("could not reload tokens: %s", exc)
 
     async def _load(self) -> None:
         assert self._reload is not None
@@ -304,16 +322,16 @@ class Auth:
     async def admit(self, method: str, required: int, metadata: Sequence[tuple[str, Any]] | None,
                     context: grpc.aio.ServicerContext) -> Principal:
         """Identify and authorize a call, or abort it with the reason."""
+        arrived = time.monotonic()
         try:
             try:
                 principal = self.identify(metadata, context.auth_context(), context.peer(), time.time())
             except Denied:
                 token = _bearer(metadata)
                 parts = tokens.split(token) if token else None
-                if parts is None or self.tokens.known(parts[0]) or \
-                        time.monotonic() - self._reloaded_at < RELOAD_ON_MISS_EVERY:
+                if parts is None or self.tokens.known(parts[0]):
                     raise
-                await self.reload()  # perhaps made since the last reload, by another process
+                await self._reloaded_since(arrived)  # perhaps made since the last reload, by another process
                 principal = self.identify(metadata, context.auth_context(), context.peer(), time.time())
             self.authorize(principal, method, required)
         except Denied as exc:

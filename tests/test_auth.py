@@ -245,6 +245,16 @@ def test_nodes_prove_their_id_with_certificates(secure: Coordinator, pki: pki_to
     assert info.state == admin_pb2.NODE_STATE_UP and not info.draining
 
 
+def node_info(admin: admin_pb2_grpc.AdminServiceStub, node_id: str) -> admin_pb2.NodeInfo:
+    """The node as the coordinator shows it; empty until it has registered."""
+    try:
+        return admin.GetNode(admin_pb2.GetNodeRequest(node_id=node_id), timeout=10).node
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return admin_pb2.NodeInfo()
+
+
 def test_join_token_binds_a_node_to_its_credential(secure: Coordinator, pki: pki_tool.Pki, procs: Processes,
                                                    key: str) -> None:
     admin_token = bootstrap(secure, "root", "admin")
@@ -258,7 +268,7 @@ def test_join_token_binds_a_node_to_its_credential(secure: Coordinator, pki: pki
     wait_until(credential_file.exists, what="the node to keep its credential")
     assert stat.S_IMODE(credential_file.stat().st_mode) == 0o600
     admin = admin_pb2_grpc.AdminServiceStub(client(secure, pki, admin_token))
-    wait_until(lambda: admin.GetNode(admin_pb2.GetNodeRequest(node_id=node_id), timeout=10).node.applied_generation,
+    wait_until(lambda: node_info(admin, node_id).applied_generation,
                what="the joined node to apply its assignment")
 
     join_channel = client(secure, pki, join)
@@ -276,21 +286,21 @@ def test_join_token_binds_a_node_to_its_credential(secure: Coordinator, pki: pki
 
     # Restarted without the join token, the node connects with its credential.
     node.terminate()
-    wait_until(lambda: admin.GetNode(admin_pb2.GetNodeRequest(node_id=node_id), timeout=10).node.state ==
+    wait_until(lambda: node_info(admin, node_id).state ==
                admin_pb2.NODE_STATE_DOWN, what="the node down")
     again = procs.node(secure.target, "joiner", ["dc=a"], extra=("--ca", str(pki.ca)))
-    wait_until(lambda: admin.GetNode(admin_pb2.GetNodeRequest(node_id=node_id), timeout=10).node.state ==
+    wait_until(lambda: node_info(admin, node_id).state ==
                admin_pb2.NODE_STATE_UP, what="the node back with its credential")
     assert again.output().count("joined the cluster") == 1  # the log is shared by the node's runs
 
     # Forgotten, its credential is gone; with a join token it joins again by itself.
     again.terminate()
-    wait_until(lambda: admin.GetNode(admin_pb2.GetNodeRequest(node_id=node_id), timeout=10).node.state ==
+    wait_until(lambda: node_info(admin, node_id).state ==
                admin_pb2.NODE_STATE_DOWN, what="the node down again")
     octoctl(secure.target, "node", "forget", node_id, env=env)
     rejoined = procs.node(secure.target, "joiner", ["dc=a"], extra=("--ca", str(pki.ca), "--join-token", join))
     wait_until(lambda: rejoined.output().count("joined the cluster") == 2, what="the forgotten node to join again")
-    wait_until(lambda: admin.GetNode(admin_pb2.GetNodeRequest(node_id=node_id), timeout=10).node.state ==
+    wait_until(lambda: node_info(admin, node_id).state ==
                admin_pb2.NODE_STATE_UP, what="the node up after joining again")
     assert "refused the node's credential" in rejoined.output()
 
