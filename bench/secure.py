@@ -12,7 +12,6 @@ import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 from octobot import rpc
 from octobot.tools import pki

@@ -11,6 +11,8 @@ import psycopg
 import pytest
 import redis
 
+from octobot.tools import pki as pki_tool
+
 from cluster import Coordinator, Node, Process
 
 from brokers import REDIS_URL
@@ -92,3 +94,16 @@ def procs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Processes]
     if rep is not None and rep.failed:
         for proc in p.started:
             print(f"===== {proc.log.name}\n{proc.output()[-6000:]}")
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> "pki_tool.Pki":
+    """A CA, the coordinator's certificate and nodes n1 and n2's."""
+    made, _ = pki_tool.write_pki(tmp_path / "pki", nodes=["n1", "n2"])
+    return made
+
+
+@pytest.fixture
+def secure(procs: Processes, tmp_path: Path, pki: "pki_tool.Pki") -> Coordinator:
+    """A coordinator with TLS (tokens required), mutual TLS for nodes and HTTPS metrics."""
+    return procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}", metrics=True, pki=pki)

@@ -17,13 +17,14 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from cluster import Coordinator, Node, octoctl, wait_until
+from cluster import Coordinator, octoctl, wait_until
 from conftest import Processes
+from trust import bootstrap, client, code_of, ctl_env
 from octobot import rpc
 from octobot.coordinator import auth, tokens
 from octobot.coordinator.auth import ADMIN, NODE, OPERATOR, VIEWER, Auth, Denied, Principal, permits
 from octobot.tools import pki as pki_tool
-from octobot.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc, node_pb2, node_pb2_grpc, queue_pb2
+from octobot.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc, node_pb2, node_pb2_grpc
 from octobot.v1 import stats_pb2, stats_pb2_grpc
 
 # -- pure parts ----------------------------------------------------------------
@@ -100,39 +101,6 @@ def test_check_node_binds_ids() -> None:
 
 
 # -- real processes ------------------------------------------------------------
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> pki_tool.Pki:
-    made, _ = pki_tool.write_pki(tmp_path / "pki", nodes=["n1", "n2"])
-    return made
-
-
-@pytest.fixture
-def secure(procs: Processes, tmp_path: Path, pki: pki_tool.Pki) -> Coordinator:
-    return procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}", metrics=True, pki=pki)
-
-
-def bootstrap(c: Coordinator, name: str, role: str, *extra: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "octobot.coordinator.main", "token", "create", name, "--role", role,
-                          "--db", c.db, *extra], capture_output=True, text=True, timeout=60, check=True)
-    return out.stdout.strip()
-
-
-def client(c: Coordinator, pki: pki_tool.Pki, token: str | None = None) -> grpc.Channel:
-    return rpc.make_channel(c.target, rpc.ClientAuth(ca=str(pki.ca), token=token))
-
-
-def code_of(fn: object) -> grpc.StatusCode:
-    try:
-        fn()  # type: ignore[operator]
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
-
-
-def ctl_env(pki: pki_tool.Pki, token: str) -> dict[str, str]:
-    return {"OCTOBOT_CA": str(pki.ca), "OCTOBOT_TOKEN": token}
 
 
 def test_plaintext_and_anonymous_callers_are_refused(secure: Coordinator, pki: pki_tool.Pki) -> None:

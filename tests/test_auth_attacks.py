@@ -1,11 +1,9 @@
 """Hostile callers against the Trust change (issue 11): regression tests for
-what a red-team pass found. Each test names the attack; see /tmp/redteam.md."""
+what a red-team pass found. Each test names the attack and what it did before the fix."""
 
 from __future__ import annotations
 
 import queue
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +11,9 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from cluster import Coordinator, wait_until
+from cluster import Coordinator
 from conftest import Processes
+from trust import bootstrap, client, code_of
 from octobot import rpc, secrets
 from octobot.coordinator import tokens
 from octobot.tools import pki as pki_tool
@@ -24,43 +23,14 @@ from octobot.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc, node_
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> pki_tool.Pki:
-    made, _ = pki_tool.write_pki(tmp_path / "pki", nodes=["n1", "n2"])
-    return made
-
-
-@pytest.fixture
-def secure(procs: Processes, tmp_path: Path, pki: pki_tool.Pki) -> Coordinator:
-    return procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}", pki=pki)
-
-
-@pytest.fixture
 def plain(procs: Processes, tmp_path: Path) -> Coordinator:
     """A plaintext loopback coordinator: anonymous callers are admin."""
     return procs.coordinator(f"sqlite:///{tmp_path / 'plain.db'}")
 
 
-def bootstrap(c: Coordinator, name: str, role: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "octobot.coordinator.main", "token", "create", name, "--role", role,
-                          "--db", c.db], capture_output=True, text=True, timeout=60, check=True)
-    return out.stdout.strip()
-
-
-def client(c: Coordinator, pki: pki_tool.Pki, token: str | None = None) -> grpc.Channel:
-    return rpc.make_channel(c.target, rpc.ClientAuth(ca=str(pki.ca), token=token))
-
-
 def node_client(c: Coordinator, pki: pki_tool.Pki, name: str) -> grpc.Channel:
     return rpc.make_channel(c.node_target, rpc.ClientAuth(ca=str(pki.ca), client_cert=str(pki.cert(f"node-{name}")),
                                                           client_key=str(pki.key(f"node-{name}"))))
-
-
-def code_of(fn: object) -> grpc.StatusCode:
-    try:
-        fn()  # type: ignore[operator]
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 @pytest.fixture
@@ -85,10 +55,9 @@ def cert_node_n1(secure: Coordinator, pki: pki_tool.Pki) -> Iterator[None]:
 
 def test_join_token_cannot_claim_the_id_of_a_certificate_node(secure: Coordinator, pki: pki_tool.Pki,
                                                              cert_node_n1: None) -> None:
-    """A join token holder Joins as n1 (a node that proves its id with a
-    certificate), gets a credential bound to n1 and connects as n1 on --listen:
-    it receives n1's assignment (broker passwords) and replaces n1's record.
-    FAILS NOW: Join answers OK."""
+    """A join token holder joined as n1 (a node that proves its id with a
+    certificate), got a credential bound to n1 and connected as n1 on --listen:
+    it received n1's assignment (broker passwords) and replaced n1's record."""
     join = bootstrap(secure, "dc", "node")
     stub = node_pb2_grpc.NodeServiceStub(client(secure, pki, join))
     code = code_of(lambda: stub.Join(node_pb2.JoinRequest(node_id="n1"), timeout=10))
@@ -98,9 +67,9 @@ def test_join_token_cannot_claim_the_id_of_a_certificate_node(secure: Coordinato
 
 @pytest.mark.parametrize("node_id", ["n1\n2026-01-01 00:00:00 INFO forged line", "a\x00b", " ", "../../etc"])
 def test_join_refuses_node_ids_that_connect_refuses(secure: Coordinator, pki: pki_tool.Pki, node_id: str) -> None:
-    """Join only checks the length of the id: newlines (log injection: the
-    coordinator logs 'node <id> joined with ...'), NULs and blanks are made into
-    credentials that Connect will then refuse. FAILS NOW: Join answers OK."""
+    """Join checked only the length of the id: newlines (log injection: the
+    coordinator logs 'node <id> joined with ...'), NULs and blanks were made into
+    credentials that Connect then refused."""
     join = bootstrap(secure, "dc", "node")
     stub = node_pb2_grpc.NodeServiceStub(client(secure, pki, join))
     assert code_of(lambda: stub.Join(node_pb2.JoinRequest(node_id=node_id), timeout=10)) == \
@@ -134,8 +103,7 @@ def test_references_outside_the_password_are_refused(secure: Coordinator, pki: p
 def test_unencoded_password_characters_never_show_the_password(plain: Coordinator, url: str) -> None:
     """A password with '/', '#', '?' (common in generated secrets) or a space,
     not percent-encoded: the coordinator either refuses the URL, or never shows
-    the password (listing, audit log). FAILS NOW: stored and shown verbatim
-    (the space one: redacted in the listing, verbatim in `octoctl history`)."""
+    the password (listing, audit log)."""
     channel = rpc.make_channel(plain.target)
     stub = admin_pb2_grpc.AdminServiceStub(channel)
     spec = queue_pb2.QueueSpec(name="q", backend="redis", url=url)
@@ -153,7 +121,7 @@ def test_unencoded_password_characters_never_show_the_password(plain: Coordinato
 def test_percent_encoded_redacted_password_is_refused() -> None:
     """`password: "****"` in an apply file becomes redis://:%2A%2A%2A%2A@...:
     the guard against applying a listing's redacted password misses it, and the
-    queue's password silently becomes '****'. FAILS NOW: no error."""
+    queue's password silently becomes '****'."""
     with pytest.raises(ValueError, match="redacted"):
         secrets.refuse_redacted("redis://:%2A%2A%2A%2A@127.0.0.1:6379/0")
 
@@ -163,14 +131,14 @@ def test_percent_encoded_redacted_password_is_refused() -> None:
 
 def test_token_names_refuse_a_trailing_newline() -> None:
     """NAME uses '$', which matches before a final newline: 'alice\\n' is a
-    second token that lists and audits as 'alice'. FAILS NOW."""
+    second token that lists and audits as 'alice'."""
     with pytest.raises(ValueError):
         tokens.check_name("alice\n")
 
 
 def test_huge_ttl_is_invalid_argument_not_internal(plain: Coordinator) -> None:
     """CreateToken with a ttl beyond what timedelta holds answers INTERNAL
-    'OverflowError: ...'. FAILS NOW."""
+    'OverflowError: ...'."""
     stub = auth_pb2_grpc.TokenServiceStub(rpc.make_channel(plain.target))
     request = auth_pb2.CreateTokenRequest(name="big", role=auth_pb2.ROLE_VIEWER, ttl=Duration(seconds=2 ** 62))
     assert code_of(lambda: stub.CreateToken(request, timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
