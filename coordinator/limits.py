@@ -12,7 +12,6 @@ reported lately) and counts what it refuses, by a reason from ``REASONS``.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -145,23 +144,28 @@ def check_hello(hello: node_pb2.Hello) -> None:
         raise ValueError(f"applied_generation {hello.applied_generation} is negative")
 
 
-def check_report(report: node_pb2.StatsReport, now: float) -> None:
-    """Whether a stats report may be merged: raises Invalid otherwise.
+def check_report(report: node_pb2.StatsReport, now: float, raws: Sequence[bytes] | None = None) -> None:
+    """Whether a report may be merged with every other node's samples.
 
     The samples are read back the way the merge reads them, as SampleColumns
     (what a node could slip in as unknown fields is checked too), in one parse
     and a few array operations: reading each sample's fields one by one would
-    cost more than ingesting it. Only the pairing of each histogram's indexes
-    and counts needs a look at every sample: a sample with one count too many
-    would shift every other node's buckets in the same merge."""
+    cost more than ingesting it. After each sample a sentinel histogram (an
+    index and a count no real one holds) is laid in every kind, so that each
+    sample pairs its indexes and counts exactly when the sentinels stand at the
+    same places in both arrays: a sample with one count too many would shift
+    every other node's buckets in the same merge. ``raws``: the samples
+    serialized (sample_bytes), which ingest reuses."""
     if report.HasField("at") and report.at.seconds < now - MAX_REPORT_AGE:
         raise Invalid("time", f"report at {report.at.seconds} is {now - report.at.seconds:.0f} s old; "
                               f"at most {MAX_REPORT_AGE} s (is the node's clock behind?)")
     n = len(report.samples)
     if n > MAX_SAMPLES:
         raise Invalid("samples", f"{n} samples in one report; at most {MAX_SAMPLES}")
-    _check_pairing(report)
-    cols = sample_columns_pb2.ReportColumns.FromString(report.SerializeToString()).samples
+    if n == 0:
+        return
+    raws = sample_bytes(report) if raws is None else raws
+    cols = sample_columns_pb2.SampleColumns.FromString(_SENTINEL.join(raws) + _SENTINEL)
     _check_names(cols.queue, n)
     # A sample holds one value of each field, and none for a zero.
     for name in COUNTS:
@@ -171,21 +175,20 @@ def check_report(report: node_pb2.StatsReport, now: float) -> None:
     _check_column(cols.backlog, n, -1, MAX_BACKLOG, "gauges", "backlog")
     # Each finished task is recorded at most once in each kind of histogram.
     finished = sum(cols.succeeded) + sum(cols.failed)
-    for kind in HISTOGRAMS:
-        _check_histograms(getattr(cols, kind), n, finished, kind)
-
-
-def _check_pairing(report: node_pb2.StatsReport) -> None:
-    buckets = 0
-    for s in report.samples:
-        for h in (s.run_time, s.wait_time, s.end_to_end):
-            size = len(h.indexes)
-            if size != len(h.counts) or size > MAX_BUCKETS:
-                raise Invalid("histogram", f"queue {shown(s.queue)}: a histogram with {size} indexes and "
-                                           f"{len(h.counts)} counts (at most {MAX_BUCKETS})")
-            buckets += size
+    buckets = _check_histograms([getattr(cols, kind) for kind in HISTOGRAMS], n, finished)
     if buckets > MAX_REPORT_BUCKETS:
         raise Invalid("histogram", f"{buckets} histogram buckets in one report; at most {MAX_REPORT_BUCKETS}")
+
+
+def sample_bytes(report: node_pb2.StatsReport) -> list[bytes]:
+    """Each sample of a report serialized: what the checks and the merge read."""
+    return [s.SerializeToString() for s in report.samples]
+
+
+# An index and a count no real histogram holds (both are past their bounds).
+SENTINEL_INDEX, SENTINEL_COUNT = 2**30, 2**62
+_SENTINEL = sample_columns_pb2.SampleColumns(**{kind: sample_columns_pb2.HistogramColumns(
+    indexes=[SENTINEL_INDEX], counts=[SENTINEL_COUNT]) for kind in HISTOGRAMS}).SerializeToString()
 
 
 @functools.lru_cache(maxsize=MAX_NODE_QUEUES)
@@ -208,26 +211,41 @@ def _check_column(values: Sequence[int], n: int, low: int, high: int, reason: st
         raise Invalid(reason, f"{name} outside {low:,}..{high:,}")
 
 
-def _check_histograms(c: sample_columns_pb2.HistogramColumns, n: int, finished: int, kind: str) -> None:
-    """The histograms of one kind of every sample, laid end to end."""
-    if max(len(c.relative_accuracy), len(c.zero_count), len(c.sum)) > n:
-        raise Invalid("histogram", f"{kind}: more accuracy, zero_count or sum values than samples")
-    # 0 is the default accuracy, left out on the wire; merges skip any other.
-    if c.relative_accuracy and set(c.relative_accuracy) != {DEFAULT_ACCURACY}:
-        raise Invalid("histogram", f"{kind}: a relative_accuracy other than {DEFAULT_ACCURACY}")
-    total = sum(c.zero_count)
-    if c.indexes:
-        indexes, counts = np.array(c.indexes, dtype=np.int64), np.array(c.counts, dtype=np.uint64)
-        if indexes.min() < MIN_INDEX or indexes.max() > MAX_INDEX:
-            raise Invalid("histogram", f"{kind}: bucket indexes outside {MIN_INDEX}..{MAX_INDEX}")
-        if counts.max() > MAX_COUNT:
-            raise Invalid("histogram", f"{kind}: a bucket count above {MAX_COUNT:,}")
-        total += int(counts.sum())
-    if total > finished:
-        raise Invalid("histogram", f"{kind}: {total:,} values but {finished:,} tasks finished")
-    # Comparisons with NaN are false: a NaN fails too.
-    if not all(0.0 <= x < math.inf for x in c.sum) or sum(c.sum) > total * MAX_VALUE * SUM_SLACK:
-        raise Invalid("histogram", f"{kind}: a sum that is negative, not finite or above {MAX_VALUE:g} s a value")
+def _check_histograms(kinds: list[sample_columns_pb2.HistogramColumns], n: int, finished: int) -> int:
+    """The histograms of every sample, one HistogramColumns a kind, each sample's
+    followed by the sentinel; returns how many buckets they hold. The kinds are
+    checked as one array: a few numpy calls a report, not a few a histogram."""
+    for kind, c in zip(HISTOGRAMS, kinds):
+        if max(len(c.relative_accuracy), len(c.zero_count), len(c.sum)) > n:
+            raise Invalid("histogram", f"{kind}: more accuracy, zero_count or sum values than samples")
+        # 0 is the default accuracy, left out on the wire; merges skip any other.
+        if c.relative_accuracy and set(c.relative_accuracy) != {DEFAULT_ACCURACY}:
+            raise Invalid("histogram", f"{kind}: a relative_accuracy other than {DEFAULT_ACCURACY}")
+        if len(c.indexes) != len(c.counts):
+            raise Invalid("histogram", f"{kind}: histograms whose indexes and counts differ in number")
+    indexes = np.concatenate([np.array(c.indexes, dtype=np.int64) for c in kinds])
+    counts = np.concatenate([np.array(c.counts, dtype=np.uint64) for c in kinds])
+    ends = indexes == SENTINEL_INDEX
+    # Each kind got n sentinels; a sample holding the sentinel's value makes more.
+    if np.count_nonzero(ends) != len(kinds) * n or not np.array_equal(ends, counts == SENTINEL_COUNT):
+        raise Invalid("histogram", "a histogram whose indexes and counts differ in number")
+    real = ~ends
+    indexes, kept = indexes[real], counts[real]
+    if len(indexes) and (indexes.min() < MIN_INDEX or indexes.max() > MAX_INDEX):
+        raise Invalid("histogram", f"bucket indexes outside {MIN_INDEX}..{MAX_INDEX}")
+    if len(kept) and kept.max() > MAX_COUNT:
+        raise Invalid("histogram", f"a bucket count above {MAX_COUNT:,}")
+    # Values per kind: the kept counts summed between the kinds' boundaries.
+    running = np.concatenate(([0], np.cumsum(kept, dtype=np.uint64))).tolist()
+    bounds = np.cumsum([0, *(len(c.indexes) - n for c in kinds)]).tolist()
+    for i, (kind, c) in enumerate(zip(HISTOGRAMS, kinds)):
+        total = sum(c.zero_count) + running[bounds[i + 1]] - running[bounds[i]]
+        if total > finished:
+            raise Invalid("histogram", f"{kind}: {total:,} values but {finished:,} tasks finished")
+        # A NaN makes the sum NaN, and comparisons with NaN are false: it fails too.
+        if c.sum and not (min(c.sum) >= 0.0 and sum(c.sum) <= total * MAX_VALUE * SUM_SLACK):
+            raise Invalid("histogram", f"{kind}: a sum that is negative, not finite or above {MAX_VALUE:g} s a value")
+    return len(indexes)
 
 
 def check_heartbeat(heartbeat: node_pb2.Heartbeat) -> None:
@@ -325,14 +343,15 @@ class NodeLimits:
         self.refused: Counter[tuple[str, str]] = Counter()
         self._pruned = 0.0
 
-    def refuse_report(self, node_id: str, report: node_pb2.StatsReport, now: float) -> Refusal | None:
+    def refuse_report(self, node_id: str, report: node_pb2.StatsReport, now: float,
+                      raws: Sequence[bytes] | None = None) -> Refusal | None:
         """None if the report may be merged; else why not (and it is counted)."""
         node = self._node(node_id, now)
         try:
             # Refused reports take their token too: a flood of bad ones is bounded as well.
             if not node.bucket.take(now):
                 raise Invalid("rate", f"over {REPORTS_PER_SECOND:g} reports a second (burst {REPORT_BURST})")
-            check_report(report, now)
+            check_report(report, now, raws)
             node.check_queues({s.queue for s in report.samples}, now)
         except Invalid as exc:
             return self._refused(node_id, exc)

@@ -108,8 +108,9 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
                     if self._admitted(node_id, self.app.limits.refuse_heartbeat(node_id, msg.heartbeat)):
                         session.heartbeat = msg.heartbeat
                 elif kind == "stats":
-                    if self._admitted(node_id, self.app.limits.refuse_report(node_id, msg.stats, time.time())):
-                        self.app.stats.ingest(node_id, session.record.labels, msg.stats)
+                    raws = limits.sample_bytes(msg.stats)
+                    if self._admitted(node_id, self.app.limits.refuse_report(node_id, msg.stats, time.time(), raws)):
+                        self.app.stats.ingest(node_id, session.record.labels, msg.stats, raws=raws)
                 elif kind == "applied":
                     session.applied_generation = msg.applied.generation
         except grpc.aio.AioRpcError:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from octobot.coordinator.lane import Lane
 from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
@@ -78,7 +78,8 @@ class ClusterStats:
     # -- ingest -------------------------------------------------------------
 
     def ingest(self, node_id: str, labels: dict[str, str], report: node_pb2.StatsReport,
-               now: float | None = None) -> None:
+               now: float | None = None, raws: Sequence[bytes] | None = None) -> None:
+        """Add a (checked) report; ``raws``: its samples serialized, if the checks already did."""
         now = time.time() if now is None else now
         newest = int(now)
         # A node whose clock runs ahead must not write into the future.
@@ -94,9 +95,10 @@ class ClusterStats:
         self.samples += len(report.samples)
         gauges = self.gauges
         gauges.seen(node_id, dims, now)
-        for s in report.samples:
+        if raws is None:
+            raws = [s.SerializeToString() for s in report.samples]
+        for s, raw in zip(report.samples, raws):
             queue = s.queue
-            raw = s.SerializeToString()
             counts = (s.succeeded, s.failed, s.retried, s.dead_lettered, s.rejected)
             totals = self.totals.get((queue, node_id))
             if totals is None:

@@ -302,3 +302,8 @@ def test_without_the_checks_one_bad_sample_breaks_every_merge_of_its_second() ->
         with pytest.raises(ValueError):
             await stats.tick(now + GRACE + 1)
     asyncio.run(run())
+
+
+def test_a_report_without_samples_passes() -> None:
+    """A node with no queues still reports (its heartbeat carries the rest)."""
+    limits.check_report(node_pb2.StatsReport(), time.time())

@@ -47,9 +47,3 @@ class SampleColumns(_message.Message):
     end_to_end: HistogramColumns
     wait_time: HistogramColumns
     def __init__(self, queue: _Optional[_Iterable[str]] = ..., succeeded: _Optional[_Iterable[int]] = ..., failed: _Optional[_Iterable[int]] = ..., retried: _Optional[_Iterable[int]] = ..., dead_lettered: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[int]] = ..., in_flight: _Optional[_Iterable[int]] = ..., busy_slots: _Optional[_Iterable[int]] = ..., backlog: _Optional[_Iterable[int]] = ..., run_time: _Optional[_Union[HistogramColumns, _Mapping]] = ..., end_to_end: _Optional[_Union[HistogramColumns, _Mapping]] = ..., wait_time: _Optional[_Union[HistogramColumns, _Mapping]] = ...) -> None: ...
-
-class ReportColumns(_message.Message):
-    __slots__ = ("samples",)
-    SAMPLES_FIELD_NUMBER: _ClassVar[int]
-    samples: SampleColumns
-    def __init__(self, samples: _Optional[_Union[SampleColumns, _Mapping]] = ...) -> None: ...
