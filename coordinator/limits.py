@@ -236,7 +236,7 @@ def _check_histograms(kinds: list[sample_columns_pb2.HistogramColumns], n: int, 
     if len(kept) and kept.max() > MAX_COUNT:
         raise Invalid("histogram", f"a bucket count above {MAX_COUNT:,}")
     # Values per kind: the kept counts summed between the kinds' boundaries.
-    running = np.concatenate(([0], np.cumsum(kept, dtype=np.uint64))).tolist()
+    running = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(kept, dtype=np.uint64))).tolist()
     bounds = np.cumsum([0, *(len(c.indexes) - n for c in kinds)]).tolist()
     for i, (kind, c) in enumerate(zip(HISTOGRAMS, kinds)):
         total = sum(c.zero_count) + running[bounds[i + 1]] - running[bounds[i]]
