@@ -144,7 +144,7 @@ def check_hello(hello: node_pb2.Hello) -> None:
         raise ValueError(f"applied_generation {hello.applied_generation} is negative")
 
 
-def check_report(report: node_pb2.StatsReport, now: float, raws: Sequence[bytes] | None = None) -> None:
+def check_report(report: node_pb2.StatsReport, now: float, raws: Sequence[bytes] | None = None) -> set[str]:
     """Whether a report may be merged with every other node's samples.
 
     The samples are read back the way the merge reads them, as SampleColumns
@@ -155,7 +155,7 @@ def check_report(report: node_pb2.StatsReport, now: float, raws: Sequence[bytes]
     sample pairs its indexes and counts exactly when the sentinels stand at the
     same places in both arrays: a sample with one count too many would shift
     every other node's buckets in the same merge. ``raws``: the samples
-    serialized (sample_bytes), which ingest reuses."""
+    serialized (sample_bytes), which ingest reuses. Returns the report's queue names."""
     if report.HasField("at") and report.at.seconds < now - MAX_REPORT_AGE:
         raise Invalid("time", f"report at {report.at.seconds} is {now - report.at.seconds:.0f} s old; "
                               f"at most {MAX_REPORT_AGE} s (is the node's clock behind?)")
@@ -163,10 +163,10 @@ def check_report(report: node_pb2.StatsReport, now: float, raws: Sequence[bytes]
     if n > MAX_SAMPLES:
         raise Invalid("samples", f"{n} samples in one report; at most {MAX_SAMPLES}")
     if n == 0:
-        return
+        return set()
     raws = sample_bytes(report) if raws is None else raws
     cols = sample_columns_pb2.SampleColumns.FromString(_SENTINEL.join(raws) + _SENTINEL)
-    _check_names(cols.queue, n)
+    names = _check_names(cols.queue, n)
     # A sample holds one value of each field, and none for a zero.
     for name in COUNTS:
         _check_column(getattr(cols, name), n, 0, MAX_COUNT, "counts", name)
@@ -178,6 +178,7 @@ def check_report(report: node_pb2.StatsReport, now: float, raws: Sequence[bytes]
     buckets = _check_histograms([getattr(cols, kind) for kind in HISTOGRAMS], n, finished)
     if buckets > MAX_REPORT_BUCKETS:
         raise Invalid("histogram", f"{buckets} histogram buckets in one report; at most {MAX_REPORT_BUCKETS}")
+    return names
 
 
 def sample_bytes(report: node_pb2.StatsReport) -> list[bytes]:
@@ -196,12 +197,14 @@ def _valid_queue(name: str) -> bool:
     return NAME.fullmatch(name) is not None
 
 
-def _check_names(names: Sequence[str], n: int) -> None:
+def _check_names(names: Sequence[str], n: int) -> set[str]:
     if len(names) != n:
         raise Invalid("queue", f"{n} samples with {len(names)} queue names (an empty or repeated one)")
-    bad = next((q for q in set(names) if not _valid_queue(q)), None)
+    distinct = set(names)
+    bad = next((q for q in distinct if not _valid_queue(q)), None)
     if bad is not None:
         raise Invalid("queue", f"queue name {shown(bad)} is invalid")
+    return distinct
 
 
 def _check_column(values: Sequence[int], n: int, low: int, high: int, reason: str, name: str) -> None:
@@ -290,7 +293,7 @@ JOIN_BURST = 200.0
 
 @dataclass(slots=True)
 class TokenBucket:
-    """``rate`` tokens a second, at most ``burst`` saved; a report takes one."""
+    """``rate`` tokens a second, at most ``burst`` saved; each message (a report, a join) takes one."""
 
     rate: float
     burst: float
@@ -351,8 +354,7 @@ class NodeLimits:
             # Refused reports take their token too: a flood of bad ones is bounded as well.
             if not node.bucket.take(now):
                 raise Invalid("rate", f"over {REPORTS_PER_SECOND:g} reports a second (burst {REPORT_BURST})")
-            check_report(report, now, raws)
-            node.check_queues({s.queue for s in report.samples}, now)
+            node.check_queues(check_report(report, now, raws), now)
         except Invalid as exc:
             return self._refused(node_id, exc)
         return None

@@ -98,7 +98,8 @@ async def serve(opts: Options) -> None:
     metrics = None
     if opts.metrics_listen:
         metrics, metrics_port = serve_metrics(app, opts.metrics_listen, loop, server_tls, app.auth.authorize_http)
-        log.info("Prometheus metrics on %s://%s:%d/metrics", "https" if server_tls else "http", opts.metrics_listen.rsplit(":", 1)[0], metrics_port)
+        log.info("Prometheus metrics on %s://%s:%d/metrics", "https" if server_tls else "http",
+                 opts.metrics_listen.rsplit(":", 1)[0], metrics_port)
         _write_port(opts.metrics_port_file, metrics_port)
     _write_port(opts.port_file, port)
     # Thousands of node messages a second keep the default collector doing a
@@ -216,6 +217,7 @@ def token_create(name: str, role: str, db: str, expires: str | None) -> None:
     try:
         tokens.check_name(name)
         ttl = parse_duration(expires, "expires") if expires else None
+        tokens.check_ttl(ttl or 0)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     try:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from octobot.coordinator.lane import Lane
+from octobot.coordinator.limits import sample_bytes
 from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
 from octobot.coordinator.stats_gauges import NODE, Dims, GaugeTotal, Gauges
 from octobot.coordinator.stats_series import RETENTION, NodeSeries, Series
@@ -96,7 +97,7 @@ class ClusterStats:
         gauges = self.gauges
         gauges.seen(node_id, dims, now)
         if raws is None:
-            raws = [s.SerializeToString() for s in report.samples]
+            raws = sample_bytes(report)
         for s, raw in zip(report.samples, raws):
             queue = s.queue
             counts = (s.succeeded, s.failed, s.retried, s.dead_lettered, s.rejected)

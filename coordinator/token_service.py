@@ -12,8 +12,6 @@ from octobot.coordinator.errors import rpc_errors
 from octobot.v1 import auth_pb2, auth_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext
-# The longest lifetime a token may be given.
-MAX_TTL = 10 * 365 * 86400
 
 
 class TokenService(auth_pb2_grpc.TokenServiceServicer):
@@ -27,8 +25,7 @@ class TokenService(auth_pb2_grpc.TokenServiceServicer):
             raise ValueError(f"role must be one of {', '.join(tokens.ROLES_BY_NAME)}")
         # Not ToTimedelta(): a Duration of any int64 seconds would overflow it (INTERNAL).
         ttl = request.ttl.seconds + request.ttl.nanos / 1e9 if request.HasField("ttl") else 0.0
-        if not 0 <= ttl <= MAX_TTL:
-            raise ValueError(f"ttl must be between 0 (no expiry) and {MAX_TTL // 86400} days")
+        tokens.check_ttl(ttl)
         record, secret = tokens.new_token(request.name, request.role, time.time(), ttl or None)
         await self.app.db(self.app.store.create_token, record, self.app.auth.actor(context))
         self.app.auth.tokens.add(record)

@@ -22,11 +22,13 @@ NAME = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9_.@-]{0,63}$")
 # Tokens the store keeps at most, node credentials included: joining nodes
 # cannot fill it without bound.
 MAX_TOKENS = 100_000
+# The longest lifetime a token may be given.
+MAX_TTL = 10 * 365 * 86400
 # Node credentials are named after their node: "node:<node id>".
 NODE_PREFIX = "node:"
 # Roles as the store and the audit log write them.
-ROLE_NAMES = {auth_pb2.ROLE_ADMIN: "admin", auth_pb2.ROLE_OPERATOR: "operator",
-              auth_pb2.ROLE_VIEWER: "viewer", auth_pb2.ROLE_NODE: "node"}
+ROLE_NAMES = {role: auth_pb2.Role.Name(role).removeprefix("ROLE_").lower()
+              for role in auth_pb2.Role.values() if role != auth_pb2.ROLE_UNSPECIFIED}
 ROLES_BY_NAME = {name: role for role, name in ROLE_NAMES.items()}
 
 
@@ -78,6 +80,12 @@ def split(token: str) -> tuple[str, str] | None:
 
 def matches(record: TokenRecord, secret: str) -> bool:
     return hmac.compare_digest(record.secret_sha256, digest(secret))
+
+
+def check_ttl(seconds: float) -> None:
+    """A token's lifetime: 0 (it never expires) up to MAX_TTL."""
+    if not 0 <= seconds <= MAX_TTL:  # NaN fails too
+        raise ValueError(f"a token's lifetime must be between 0 (no expiry) and {MAX_TTL // 86400} days")
 
 
 def check_name(name: str) -> None:
