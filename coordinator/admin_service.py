@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import grpc
 
@@ -11,6 +12,7 @@ from octobot.backends import Backend
 from octobot import queue_specs
 from octobot.coordinator import limits
 from octobot.coordinator.app import Coordinator
+from octobot.coordinator.auth import ADMIN
 from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.planner import runs_on
 from octobot.coordinator.store import FailedPrecondition, NodeRecord
@@ -22,8 +24,11 @@ Ctx = grpc.aio.ServicerContext
 
 
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, app: Coordinator) -> None:
+    def __init__(self, app: Coordinator, sqlite_queue_dir: str | None = None) -> None:
         self.app = app
+        self._sqlite_dir = None if sqlite_queue_dir is None else os.path.realpath(sqlite_queue_dir)
+        url = app.store.engine.url
+        self._store_file = os.path.realpath(url.database) if url.get_backend_name() == "sqlite" and url.database else ""
         # Broker connections by queue; reopened when the queue's broker changes.
         self._brokers: dict[str, tuple[tuple[str, str, tuple[tuple[str, str], ...]], Backend]] = {}
 
@@ -55,6 +60,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def _update(self, name: str, new: queue_pb2.QueueSpec, paths: list[str], context: Ctx) -> queue_pb2.QueueSpec:
         current = await self._queue(name)
         _, changes = queue_specs.merge_update(current, new, paths)
+        if changes.keys() & queue_specs.WHERE:
+            # Where a queue lives is what the coordinator connects to (enqueue, dead letters): an admin's choice, as at creation.
+            self.app.auth.authorize(self.app.auth.principal(context), "/octobot.v1.AdminService/UpdateQueue "
+                                    f"changing {', '.join(sorted(changes.keys() & queue_specs.WHERE))}", ADMIN)
         updated, _ = await self.app.db(self.app.store.update_queue, name, changes, self.app.auth.actor(context))
         await self.app.push()
         return redact_spec(updated)
@@ -170,6 +179,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             raise FailedPrecondition(f"queue {spec.name!r}: its URL references secrets that only nodes resolve, so the "
                                      "coordinator cannot reach its broker; use a producer or the broker where the "
                                      "secret is available")
+        if spec.backend == "sqlite":
+            self._check_sqlite(spec)
         remember_url(spec.url)  # its password, redacted from whatever the broker's errors say
         where = (spec.backend, spec.url, tuple(sorted(spec.options.items())))
         cached = self._brokers.get(spec.name)
@@ -179,6 +190,16 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             cached = (where, backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options)))
             self._brokers[spec.name] = cached
         return cached[1]
+
+    def _check_sqlite(self, spec: queue_pb2.QueueSpec) -> None:
+        """A sqlite URL names a file on this machine: the coordinator opens or
+        makes one only in the directory the operator allowed, and never its own store."""
+        where = "" if self._sqlite_dir is None else f" {self._sqlite_dir}"
+        path = os.path.realpath(spec.url.removeprefix("sqlite:///"))
+        if self._sqlite_dir is None or os.path.dirname(path) != self._sqlite_dir or path == self._store_file \
+                or os.path.isdir(path):
+            raise FailedPrecondition(f"queue {spec.name!r}: the coordinator opens SQLite queue files only in "
+                                     f"--sqlite-queue-dir{where}, and never its own store")
 
     # -- dead letters -----------------------------------------------------
 

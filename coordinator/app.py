@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from octobot.coordinator.auth import Auth
 from octobot.coordinator.limits import NodeLimits
+from octobot.coordinator.report_intake import ReportIntake
 from octobot.coordinator.sessions import Liveness, NodeSession, Sessions
 from octobot.coordinator.stats import GRACE, ClusterStats
 from octobot.coordinator.store import Store
@@ -39,6 +40,7 @@ class Coordinator:
         self.stats = ClusterStats()
         # Nodes' report rates, and what was refused from them.
         self.limits = NodeLimits()
+        self.reports = ReportIntake(self.limits, self.stats)
         # How long the store keeps 1 minute stats rollups, in seconds.
         self.retention = retention
         # One thread serialises store access: SQLite wants one writer, and the
@@ -80,6 +82,7 @@ class Coordinator:
     async def flush_stats(self, final: bool = False) -> None:
         """Write the stats rollups the store lacks; on the way out, the open seconds too."""
         if final:
+            await self.reports.drain()
             await self.stats.tick(time.time() + GRACE + 1)
         deltas, until = await self.stats.take_deltas()
         try:

@@ -4,8 +4,9 @@ password quoted in an error) reaches a client."""
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -60,3 +61,57 @@ def rpc_errors(method: F) -> F:
 def details(message: str) -> str:
     """An error message cut to what a status may carry."""
     return message if len(message) <= MAX_DETAILS else message[:MAX_DETAILS] + "..."
+
+
+class _Malformed:
+    """What a request that does not parse becomes, for the handler's wrapper to refuse."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class MalformedRequests(grpc.aio.ServerInterceptor):
+    """Requests whose bytes do not parse as their message get INVALID_ARGUMENT
+    (gRPC itself answers UNKNOWN with the parser's exception), on every
+    method, streams included."""
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], call: Any) -> Any:
+        handler = await continuation(call)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+        kind = ("stream" if handler.request_streaming else "unary") + "_" + \
+               ("stream" if handler.response_streaming else "unary")
+        inner = getattr(handler, kind)
+
+        def tolerant(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception as exc:
+                return _Malformed(details(f"the request does not parse: {type(exc).__name__}: {exc}"))
+
+        async def checked(arg: Any, context: grpc.aio.ServicerContext) -> Any:
+            """The request, or for a stream the requests, refused if they do not parse."""
+            if not handler.request_streaming:
+                if isinstance(arg, _Malformed):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, arg.message)
+                return arg
+
+            async def requests() -> AsyncIterator[Any]:
+                async for request in arg:
+                    if isinstance(request, _Malformed):
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+                    yield request
+            return requests()
+
+        if inspect.isasyncgenfunction(inner):
+            async def streaming(arg: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async for response in inner(await checked(arg, context), context):
+                    yield response
+            return handler._replace(request_deserializer=tolerant, **{kind: streaming})
+
+        async def behavior(arg: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await inner(await checked(arg, context), context)
+        return handler._replace(request_deserializer=tolerant, **{kind: behavior})

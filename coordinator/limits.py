@@ -1,8 +1,8 @@
 """Bounds on what callers send, so that even an authenticated node cannot
 poison the cluster: a Hello must fit the store's columns
-(coordinator/models.py), a stats report must look like one a real node makes
-(node/metrics.py) before it is merged with every other node's samples, and
-each node's reports are rate limited.
+(coordinator/models.py), a stats report must stay within the bounds here
+(report_checks.py checks them) before it is merged with every other node's
+samples, and each node's reports are rate limited.
 
 The validators are pure and raise ValueError with a one-line message;
 ``NodeLimits`` keeps what it needs per node (its rate, the queue names it
@@ -14,17 +14,13 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from octobot.coordinator.stats_bucket import COUNTS
 from octobot.coordinator.stats_series import RETENTION
-from octobot.histogram import DEFAULT_ACCURACY, MAX_VALUE, Histogram
+from octobot.histogram import Histogram
 from octobot.node.stats_buffer import CAPACITY
 from octobot.queue_specs import NAME
-from octobot.v1 import node_pb2, sample_columns_pb2
+from octobot.v1 import node_pb2
 
 # -- Hello: it becomes a row of the nodes table -----------------------------------
 
@@ -64,9 +60,6 @@ MAX_BUCKETS = MAX_INDEX - MIN_INDEX + 1
 # Buckets of all histograms in one report: what it costs to read is bounded
 # (a node with 1,000 queues may still send 67 buckets a histogram).
 MAX_REPORT_BUCKETS = 200_000
-HISTOGRAMS = ("run_time", "wait_time", "end_to_end")
-# A sum of values each at most MAX_VALUE, give or take float rounding.
-SUM_SLACK = 1 + 1e-6
 # A node buffers CAPACITY reports (15 minutes at its default 1 s interval)
 # while the coordinator is away; older ones mean a clock far behind.
 MAX_REPORT_AGE = CAPACITY + 5 * 60
@@ -144,111 +137,9 @@ def check_hello(hello: node_pb2.Hello) -> None:
         raise ValueError(f"applied_generation {hello.applied_generation} is negative")
 
 
-def check_report(report: node_pb2.StatsReport, now: float, raws: Sequence[bytes] | None = None) -> set[str]:
-    """Whether a report may be merged with every other node's samples.
-
-    The samples are read back the way the merge reads them, as SampleColumns
-    (what a node could slip in as unknown fields is checked too), in one parse
-    and a few array operations: reading each sample's fields one by one would
-    cost more than ingesting it. After each sample a sentinel histogram (an
-    index and a count no real one holds) is laid in every kind, so that each
-    sample pairs its indexes and counts exactly when the sentinels stand at the
-    same places in both arrays: a sample with one count too many would shift
-    every other node's buckets in the same merge. ``raws``: the samples
-    serialized (sample_bytes), which ingest reuses. Returns the report's queue names."""
-    if report.HasField("at") and report.at.seconds < now - MAX_REPORT_AGE:
-        raise Invalid("time", f"report at {report.at.seconds} is {now - report.at.seconds:.0f} s old; "
-                              f"at most {MAX_REPORT_AGE} s (is the node's clock behind?)")
-    n = len(report.samples)
-    if n > MAX_SAMPLES:
-        raise Invalid("samples", f"{n} samples in one report; at most {MAX_SAMPLES}")
-    if n == 0:
-        return set()
-    raws = sample_bytes(report) if raws is None else raws
-    cols = sample_columns_pb2.SampleColumns.FromString(_SENTINEL.join(raws) + _SENTINEL)
-    names = _check_names(cols.queue, n)
-    # A sample holds one value of each field, and none for a zero.
-    for name in COUNTS:
-        _check_column(getattr(cols, name), n, 0, MAX_COUNT, "counts", name)
-    _check_column(cols.in_flight, n, 0, MAX_GAUGE, "gauges", "in_flight")
-    _check_column(cols.busy_slots, n, 0, MAX_GAUGE, "gauges", "busy_slots")
-    _check_column(cols.backlog, n, -1, MAX_BACKLOG, "gauges", "backlog")
-    # Each finished task is recorded at most once in each kind of histogram.
-    finished = sum(cols.succeeded) + sum(cols.failed)
-    buckets = _check_histograms([getattr(cols, kind) for kind in HISTOGRAMS], n, finished)
-    if buckets > MAX_REPORT_BUCKETS:
-        raise Invalid("histogram", f"{buckets} histogram buckets in one report; at most {MAX_REPORT_BUCKETS}")
-    return names
-
-
-def sample_bytes(report: node_pb2.StatsReport) -> list[bytes]:
-    """Each sample of a report serialized: what the checks and the merge read."""
-    return [s.SerializeToString() for s in report.samples]
-
-
-# An index and a count no real histogram holds (both are past their bounds).
-SENTINEL_INDEX, SENTINEL_COUNT = 2**30, 2**62
-_SENTINEL = sample_columns_pb2.SampleColumns(**{kind: sample_columns_pb2.HistogramColumns(
-    indexes=[SENTINEL_INDEX], counts=[SENTINEL_COUNT]) for kind in HISTOGRAMS}).SerializeToString()
-
-
 @functools.lru_cache(maxsize=MAX_NODE_QUEUES)
-def _valid_queue(name: str) -> bool:
+def valid_queue(name: str) -> bool:
     return NAME.fullmatch(name) is not None
-
-
-def _check_names(names: Sequence[str], n: int) -> set[str]:
-    if len(names) != n:
-        raise Invalid("queue", f"{n} samples with {len(names)} queue names (an empty or repeated one)")
-    distinct = set(names)
-    bad = next((q for q in distinct if not _valid_queue(q)), None)
-    if bad is not None:
-        raise Invalid("queue", f"queue name {shown(bad)} is invalid")
-    return distinct
-
-
-def _check_column(values: Sequence[int], n: int, low: int, high: int, reason: str, name: str) -> None:
-    if len(values) > n:
-        raise Invalid(reason, f"{len(values)} values of {name} in {n} samples")
-    if values and not (low <= min(values) and max(values) <= high):
-        raise Invalid(reason, f"{name} outside {low:,}..{high:,}")
-
-
-def _check_histograms(kinds: list[sample_columns_pb2.HistogramColumns], n: int, finished: int) -> int:
-    """The histograms of every sample, one HistogramColumns a kind, each sample's
-    followed by the sentinel; returns how many buckets they hold. The kinds are
-    checked as one array: a few numpy calls a report, not a few a histogram."""
-    for kind, c in zip(HISTOGRAMS, kinds):
-        if max(len(c.relative_accuracy), len(c.zero_count), len(c.sum)) > n:
-            raise Invalid("histogram", f"{kind}: more accuracy, zero_count or sum values than samples")
-        # 0 is the default accuracy, left out on the wire; merges skip any other.
-        if c.relative_accuracy and set(c.relative_accuracy) != {DEFAULT_ACCURACY}:
-            raise Invalid("histogram", f"{kind}: a relative_accuracy other than {DEFAULT_ACCURACY}")
-        if len(c.indexes) != len(c.counts):
-            raise Invalid("histogram", f"{kind}: histograms whose indexes and counts differ in number")
-    indexes = np.concatenate([np.array(c.indexes, dtype=np.int64) for c in kinds])
-    counts = np.concatenate([np.array(c.counts, dtype=np.uint64) for c in kinds])
-    ends = indexes == SENTINEL_INDEX
-    # Each kind got n sentinels; a sample holding the sentinel's value makes more.
-    if np.count_nonzero(ends) != len(kinds) * n or not np.array_equal(ends, counts == SENTINEL_COUNT):
-        raise Invalid("histogram", "a histogram whose indexes and counts differ in number")
-    real = ~ends
-    indexes, kept = indexes[real], counts[real]
-    if len(indexes) and (indexes.min() < MIN_INDEX or indexes.max() > MAX_INDEX):
-        raise Invalid("histogram", f"bucket indexes outside {MIN_INDEX}..{MAX_INDEX}")
-    if len(kept) and kept.max() > MAX_COUNT:
-        raise Invalid("histogram", f"a bucket count above {MAX_COUNT:,}")
-    # Values per kind: the kept counts summed between the kinds' boundaries.
-    running = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(kept, dtype=np.uint64))).tolist()
-    bounds = np.cumsum([0, *(len(c.indexes) - n for c in kinds)]).tolist()
-    for i, (kind, c) in enumerate(zip(HISTOGRAMS, kinds)):
-        total = sum(c.zero_count) + running[bounds[i + 1]] - running[bounds[i]]
-        if total > finished:
-            raise Invalid("histogram", f"{kind}: {total:,} values but {finished:,} tasks finished")
-        # A NaN makes the sum NaN, and comparisons with NaN are false: it fails too.
-        if c.sum and not (min(c.sum) >= 0.0 and sum(c.sum) <= total * MAX_VALUE * SUM_SLACK):
-            raise Invalid("histogram", f"{kind}: a sum that is negative, not finite or above {MAX_VALUE:g} s a value")
-    return len(indexes)
 
 
 def check_heartbeat(heartbeat: node_pb2.Heartbeat) -> None:
@@ -256,7 +147,7 @@ def check_heartbeat(heartbeat: node_pb2.Heartbeat) -> None:
     if len(heartbeat.queues) > MAX_NODE_QUEUES:
         raise Invalid("heartbeat", f"{len(heartbeat.queues)} queues in a heartbeat; at most {MAX_NODE_QUEUES}")
     for q in heartbeat.queues:
-        if not _valid_queue(q.queue):
+        if not valid_queue(q.queue):
             raise Invalid("heartbeat", f"queue name {shown(q.queue)} is invalid")
         if len(q.error) > MAX_ERROR_CHARS:
             raise Invalid("heartbeat", f"queue {q.queue}: error of {len(q.error)} characters; "
@@ -266,7 +157,7 @@ def check_heartbeat(heartbeat: node_pb2.Heartbeat) -> None:
 def check_queue_name(name: str) -> str:
     """A queue name to look up: one no queue can have is refused (a NUL would
     even fail the query on PostgreSQL)."""
-    if not _valid_queue(name):
+    if not valid_queue(name):
         raise ValueError(f"queue name {shown(name)} is invalid")
     return name
 
@@ -346,27 +237,31 @@ class NodeLimits:
         self.refused: Counter[tuple[str, str]] = Counter()
         self._pruned = 0.0
 
-    def refuse_report(self, node_id: str, report: node_pb2.StatsReport, now: float,
-                      raws: Sequence[bytes] | None = None) -> Refusal | None:
-        """None if the report may be merged; else why not (and it is counted)."""
-        node = self._node(node_id, now)
+    def refuse_rate(self, node_id: str, now: float) -> Refusal | None:
+        """None if the node may send a report now; else why not (and it is counted).
+        Refused reports take their token too: a flood of bad ones is bounded as well."""
+        if self._node(node_id, now).bucket.take(now):
+            return None
+        return self.refusal(node_id, Invalid("rate", f"over {REPORTS_PER_SECOND:g} reports a second "
+                                                     f"(burst {REPORT_BURST})"))
+
+    def refuse_queues(self, node_id: str, names: set[str], now: float) -> Refusal | None:
+        """None if a checked report's queues are within the node's bound (and they are remembered)."""
         try:
-            # Refused reports take their token too: a flood of bad ones is bounded as well.
-            if not node.bucket.take(now):
-                raise Invalid("rate", f"over {REPORTS_PER_SECOND:g} reports a second (burst {REPORT_BURST})")
-            node.check_queues(check_report(report, now, raws), now)
+            self._node(node_id, now).check_queues(names, now)
         except Invalid as exc:
-            return self._refused(node_id, exc)
+            return self.refusal(node_id, exc)
         return None
 
     def refuse_heartbeat(self, node_id: str, heartbeat: node_pb2.Heartbeat) -> Refusal | None:
         try:
             check_heartbeat(heartbeat)
         except Invalid as exc:
-            return self._refused(node_id, exc)
+            return self.refusal(node_id, exc)
         return None
 
-    def _refused(self, node_id: str, exc: Invalid) -> Refusal:
+    def refusal(self, node_id: str, exc: Invalid) -> Refusal:
+        """A message refused, counted."""
         key = (node_id, exc.reason)
         self.refused[key] += 1
         return Refusal(exc.reason, str(exc), self.refused[key] == 1)

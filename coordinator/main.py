@@ -22,6 +22,7 @@ from octobot import rpc
 from octobot.coordinator.admin_service import AdminService
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.auth import AuthInterceptor
+from octobot.coordinator.errors import MalformedRequests
 from octobot.coordinator.node_service import NodeService
 from octobot.coordinator.prometheus import serve_metrics
 from octobot.coordinator.sessions import Liveness
@@ -58,6 +59,8 @@ class Options:
     tls: rpc.ServerTls | None = None
     node_listen: str | None = None
     node_port_file: str | None = None
+    # The only directory whose SQLite queue files the coordinator opens (enqueue, dead letters).
+    sqlite_queue_dir: str | None = None
 
 
 def _write_port(path: str | None, port: int) -> None:
@@ -75,7 +78,7 @@ async def serve(opts: Options) -> None:
     # Without TLS (loopback, or --insecure) callers need no credentials.
     app = Coordinator(store, opts.liveness, opts.retention, anonymous=opts.tls is None)
     await app.auth.reload()
-    admin = AdminService(app)
+    admin = AdminService(app, opts.sqlite_queue_dir)
     stats = StatsService(app)
     server_tls = None if opts.tls is None else rpc.ServerTls(opts.tls.cert, opts.tls.key)
     server, port = await rpc.make_server(listen, [
@@ -83,7 +86,7 @@ async def serve(opts: Options) -> None:
         lambda s: node_pb2_grpc.add_NodeServiceServicer_to_server(NodeService(app), s),
         lambda s: stats_pb2_grpc.add_StatsServiceServicer_to_server(stats, s),
         lambda s: auth_pb2_grpc.add_TokenServiceServicer_to_server(TokenService(app), s),
-    ], SERVICE_NAMES, tls=server_tls, interceptors=[AuthInterceptor(app.auth)])
+    ], SERVICE_NAMES, tls=server_tls, interceptors=[AuthInterceptor(app.auth), MalformedRequests()])
     host = listen.rsplit(":", 1)[0]
     if opts.node_listen:
         node_port = rpc.add_port(server, opts.node_listen, opts.tls)
@@ -119,6 +122,7 @@ async def serve(opts: Options) -> None:
     background = [asyncio.create_task(app.persist_last_seen(every=5.0)),
                   asyncio.create_task(app.auth.keep_loaded(persist_used)),
                   asyncio.create_task(app.stats.maintain()), asyncio.create_task(app.keep_stats()),
+                  asyncio.create_task(app.reports.run()),
                   asyncio.create_task(stats.refresh())]
     await stop.wait()
     log.info("shutting down")
@@ -173,13 +177,15 @@ def _server_tls(tls_cert: str | None, tls_key: str | None, client_ca: str | None
 @click.option("--node-port-file", default=None, help="write the bound --node-listen port here once listening")
 @click.option("--insecure", is_flag=True,
               help="serve plaintext, without credentials, on a non-loopback address (trusted networks only)")
+@click.option("--sqlite-queue-dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="the directory whose sqlite queue files enqueue and dead-letter calls may open (none if unset)")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
 def main(ctx: click.Context, listen: str, db: str, suspect_after: float, down_after: float, port_file: str | None,
          metrics_listen: str | None, metrics_port_file: str | None, stats_retention: str, tls_cert: str | None,
          tls_key: str | None, node_listen: str | None, client_ca: str | None, node_port_file: str | None,
-         insecure: bool, log_level: str) -> None:
+         insecure: bool, sqlite_queue_dir: str | None, log_level: str) -> None:
     """Run the Octobot coordinator."""
     if ctx.invoked_subcommand is not None:
         return
@@ -195,7 +201,7 @@ def main(ctx: click.Context, listen: str, db: str, suspect_after: float, down_af
     if retention < RETENTION:
         raise click.BadParameter(f"keep at least {RETENTION // 60}m", param_hint="--stats-retention")
     opts = Options(listen, db, Liveness(suspect_after, down_after), port_file, metrics_listen, metrics_port_file,
-                   retention, tls, node_listen, node_port_file)
+                   retention, tls, node_listen, node_port_file, sqlite_queue_dir)
     try:
         asyncio.run(serve(opts))
     except OSError as exc:

@@ -13,6 +13,7 @@ from octobot.coordinator import limits, tokens
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.auth import NODE, Denied
 from octobot.coordinator.errors import rpc_errors
+from octobot.coordinator.report_intake import admitted
 from octobot.coordinator.sessions import NodeSession
 from octobot.coordinator.store import FailedPrecondition, NodeRecord, TooMany
 from octobot.v1 import node_pb2, node_pb2_grpc
@@ -105,21 +106,11 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
                 session.last_seen_wall = time.time()
                 kind = msg.WhichOneof("kind")
                 if kind == "heartbeat":
-                    if self._admitted(node_id, self.app.limits.refuse_heartbeat(node_id, msg.heartbeat)):
+                    if admitted(node_id, self.app.limits.refuse_heartbeat(node_id, msg.heartbeat)):
                         session.heartbeat = msg.heartbeat
                 elif kind == "stats":
-                    raws = limits.sample_bytes(msg.stats)
-                    if self._admitted(node_id, self.app.limits.refuse_report(node_id, msg.stats, time.time(), raws)):
-                        self.app.stats.ingest(node_id, session.record.labels, msg.stats, raws=raws)
+                    self.app.reports.put(node_id, session.record.labels, msg.stats, session.last_seen_wall)
                 elif kind == "applied":
                     session.applied_generation = msg.applied.generation
-        except grpc.aio.AioRpcError:
-            pass  # the node went away; the caller cleans up
-
-    @staticmethod
-    def _admitted(node_id: str, refusal: limits.Refusal | None) -> bool:
-        """Whether a message passed its bounds; a refusal is logged once per node and reason."""
-        if refusal is not None and refusal.first:
-            log.warning("node %s: refused a message (%s): %s; further ones are only counted "
-                        "(octobot_rejected_node_messages_total)", node_id, refusal.reason, refusal.message)
-        return refusal is None
+        except (grpc.aio.AioRpcError, grpc.aio.AbortError):
+            pass  # the node went away, or sent what does not parse; the caller cleans up

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from octobot.coordinator.lane import Lane
-from octobot.coordinator.limits import sample_bytes
-from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
+from octobot.coordinator.report_checks import Samples
+from octobot.coordinator.stats_bucket import COUNTS, Bucket, merged, merged_compact
 from octobot.coordinator.stats_gauges import NODE, Dims, GaugeTotal, Gauges
-from octobot.coordinator.stats_series import RETENTION, NodeSeries, Series
+from octobot.coordinator.stats_series import RETENTION, SEAL_SPREAD, NodeSeries, Series, due
 from octobot.coordinator.store import StatsMinute
-from octobot.v1 import node_pb2, stats_pb2
+from octobot.v1 import stats_pb2
 
 # Seconds a sample may take to arrive before its second closes.
 GRACE = 3
@@ -63,6 +63,8 @@ class ClusterStats:
         # dim ("" for queue totals, or a label key) -> (queue, label value) -> series
         self._dims: dict[str, dict[Key, Series]] = {"": {}}
         self._nodes: dict[Key, NodeSeries] = {}
+        # The same, by their slot: a second's upkeep visits only the slots due.
+        self._node_slots: list[dict[Key, NodeSeries]] = [{} for _ in range(SEAL_SPREAD)]
         # Samples (serialized) of the seconds not closed yet, with their queue and node labels.
         self._inbox: dict[int, list[tuple[str, Dims, bytes, int]]] = {}  # ..., tasks finished
         self._pending: dict[tuple[str, str, str, int], list[bytes]] = {}
@@ -78,13 +80,12 @@ class ClusterStats:
 
     # -- ingest -------------------------------------------------------------
 
-    def ingest(self, node_id: str, labels: dict[str, str], report: node_pb2.StatsReport,
-               now: float | None = None, raws: Sequence[bytes] | None = None) -> None:
-        """Add a (checked) report; ``raws``: its samples serialized, if the checks already did."""
+    def ingest(self, node_id: str, labels: dict[str, str], samples: Samples, now: float | None = None) -> None:
+        """Add a checked report's samples (report_checks.check_reports)."""
         now = time.time() if now is None else now
         newest = int(now)
         # A node whose clock runs ahead must not write into the future.
-        second = min(report.at.seconds if report.HasField("at") else newest, newest)
+        second = newest if samples.at is None else min(samples.at, newest)
         dims = self._node_dims.get(node_id)
         if dims is None or dict(dims) != labels:
             dims = self._node_dims[node_id] = tuple((k, v) for k, v in sorted(labels.items()) if k != NODE)
@@ -93,34 +94,32 @@ class ClusterStats:
         in_memory = second >= newest - RETENTION
         late = second < self.flushing_until
         self.epoch = min(self.epoch, second)
-        self.samples += len(report.samples)
+        self.samples += len(samples.raws)
         gauges = self.gauges
         gauges.seen(node_id, dims, now)
-        if raws is None:
-            raws = sample_bytes(report)
-        for s, raw in zip(report.samples, raws):
-            queue = s.queue
-            counts = (s.succeeded, s.failed, s.retried, s.dead_lettered, s.rejected)
+        for queue, raw, values in zip(samples.queues, samples.raws, samples.values):
+            succeeded, failed, retried, dead_lettered, rejected, in_flight, busy_slots, backlog = values  # SCALARS
             totals = self.totals.get((queue, node_id))
             if totals is None:
-                self.totals[(queue, node_id)] = list(counts)
+                self.totals[(queue, node_id)] = values[:len(COUNTS)]
             else:
-                totals[0] += counts[0]
-                totals[1] += counts[1]
-                totals[2] += counts[2]
-                totals[3] += counts[3]
-                totals[4] += counts[4]
-            gauges.set(queue, node_id, dims, s.in_flight, s.busy_slots, s.backlog, second, now)
+                totals[0] += succeeded
+                totals[1] += failed
+                totals[2] += retried
+                totals[3] += dead_lettered
+                totals[4] += rejected
+            gauges.set(queue, node_id, dims, in_flight, busy_slots, backlog, second, now)
             if in_memory:
                 node = self._nodes.get((queue, node_id))
                 if node is None:
                     node = self._nodes[(queue, node_id)] = NodeSeries(
                         self.closed_until - self.closed_until % 60, len(self._nodes))
+                    self._node_slots[node.slot][(queue, node_id)] = node
                 node.add(second, raw, newest)
             if not closed:
-                inbox.append((queue, dims, raw, counts[0] + counts[1]))
+                inbox.append((queue, dims, raw, succeeded + failed))
             elif in_memory:
-                self._add_late(second, queue, dims, raw, counts[0] + counts[1])
+                self._add_late(second, queue, dims, raw, succeeded + failed)
             if late:
                 minute = second // 60
                 for dim, value in (("", ""), *dims):
@@ -168,11 +167,13 @@ class ClusterStats:
                 if s.prune(end - RETENTION):
                     del series[key]
                 await pace()
-        for key, node in list(self._nodes.items()):
-            if node.due(start, end):
+        for slot, nodes in enumerate(self._node_slots):
+            if not due(slot, start, end):
+                continue
+            for key, node in list(nodes.items()):
                 node.seal(end)
                 if node.prune(newest):
-                    del self._nodes[key]
+                    del nodes[key], self._nodes[key]
                 await pace()
         await self.gauges.expire(now, RETENTION, pace)
 

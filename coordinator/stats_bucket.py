@@ -40,18 +40,23 @@ class Bucket:
         parts = list(values)
         if not parts:
             return
-        cols = sample_columns_pb2.SampleColumns.FromString(b"".join(parts))
-        self.succeeded += sum(cols.succeeded)
-        self.failed += sum(cols.failed)
-        self.retried += sum(cols.retried)
-        self.dead_lettered += sum(cols.dead_lettered)
-        self.rejected += sum(cols.rejected)
-        if cols.backlog:
-            # A backlog of 0 is absent on the wire; -1 (unknown) is not.
-            seen = max(cols.backlog) if len(cols.backlog) == len(parts) else max(0, max(cols.backlog))
-            self.backlog = max(self.backlog, seen)
-        for h, c in ((self.run, cols.run_time), (self.wait, cols.wait_time), (self.e2e, cols.end_to_end)):
-            _merge_columns(h, c)
+        counts, backlog, kinds = _sums(parts)
+        self.succeeded += counts[0]
+        self.failed += counts[1]
+        self.retried += counts[2]
+        self.dead_lettered += counts[3]
+        self.rejected += counts[4]
+        self.backlog = max(self.backlog, backlog)
+        for h, kind in zip((self.run, self.wait, self.e2e), kinds):
+            if kind is not None:
+                indexes, bucket_counts, zeros, total = kind
+                buckets = h.buckets
+                get = buckets.get
+                for index, count in zip(indexes, bucket_counts):
+                    buckets[index] = get(index, 0) + count
+                h.zero_count += zeros
+                h.count += zeros + sum(bucket_counts)
+                h.sum += total
 
     def add(self, value: Bucket | bytes) -> None:
         """Merge another bucket, live or compact."""
@@ -91,18 +96,37 @@ def merged_compact(values: Iterable[bytes]) -> Bucket:
     return bucket
 
 
-def _merge_columns(h: Histogram, c: sample_columns_pb2.HistogramColumns) -> None:
-    if c.relative_accuracy and (np.array(c.relative_accuracy) != DEFAULT_ACCURACY).any():
-        return  # only a node built otherwise sends another accuracy: its latencies cannot be merged
-    indexes, counts = sum_buckets(c.indexes, c.counts)
-    buckets = h.buckets
-    get = buckets.get
-    for index, count in zip(indexes, counts):
-        buckets[index] = get(index, 0) + count
-    zeros = sum(c.zero_count)
-    h.zero_count += zeros
-    h.count += zeros + sum(counts)
-    h.sum += sum(c.sum)
+def merged_bytes(parts: list[bytes]) -> bytes:
+    """Compact buckets merged into one compact bucket, straight from their
+    columns (no Bucket between): what sealing a node's minute needs."""
+    counts, backlog, kinds = _sums(parts)
+    histograms = [stats_pb2.Histogram(relative_accuracy=DEFAULT_ACCURACY, indexes=k[0], counts=k[1], zero_count=k[2],
+                                      sum=k[3]) if k is not None else stats_pb2.Histogram() for k in kinds]
+    return stats_pb2.QueueSample(**dict(zip(COUNTS, counts)), backlog=backlog, run_time=histograms[0],
+                                 wait_time=histograms[1], end_to_end=histograms[2]).SerializeToString()
+
+
+# Per kind of histogram: distinct bucket indexes ascending, their counts, zeros and the sum of values.
+KindSums = tuple[list[int], list[int], int, float]
+
+
+def _sums(parts: list[bytes]) -> tuple[list[int], int, list[KindSums | None]]:
+    """What compact buckets add up to, in one parse: the COUNTS, the largest
+    backlog, and each kind of histogram (run, wait, end to end) summed."""
+    cols = sample_columns_pb2.SampleColumns.FromString(b"".join(parts))
+    counts = [sum(getattr(cols, name)) for name in COUNTS]
+    backlog = -1
+    if cols.backlog:
+        # A backlog of 0 is absent on the wire; -1 (unknown) is not.
+        backlog = max(cols.backlog) if len(cols.backlog) == len(parts) else max(0, max(cols.backlog))
+    kinds: list[KindSums | None] = []
+    for c in (cols.run_time, cols.wait_time, cols.end_to_end):
+        if c.relative_accuracy and (np.array(c.relative_accuracy) != DEFAULT_ACCURACY).any():
+            kinds.append(None)  # only a node built otherwise sends another accuracy: it cannot be merged
+        else:
+            indexes, bucket_counts = sum_buckets(c.indexes, c.counts)
+            kinds.append((indexes, bucket_counts, sum(c.zero_count), sum(c.sum)))
+    return counts, backlog, kinds
 
 
 def merged(buckets: list[Bucket]) -> Bucket:

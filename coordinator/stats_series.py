@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from octobot.coordinator.stats_bucket import Bucket, merged_compact
+from octobot.coordinator.stats_bucket import Bucket, merged_bytes, merged_compact
 
 RETENTION = 15 * 60
 # Block widths of a Series, coarsest first.
@@ -101,6 +101,11 @@ class Series:
         return not self.seconds and not any(self.blocks.values())
 
 
+def due(slot: int, start: int, end: int) -> bool:
+    """Whether the turn of a NodeSeries in ``slot`` to be sealed comes as seconds [start, end) close."""
+    return (end - slot) // SEAL_SPREAD > (start - slot) // SEAL_SPREAD
+
+
 class NodeSeries:
     __slots__ = ("seconds", "minutes", "sealed_until", "slot", "lag")
 
@@ -129,12 +134,8 @@ class NodeSeries:
         for minute in range(self.sealed_until, until - until % 60, 60):
             raw = [v for t in range(minute, minute + 60) if (v := self.seconds.get(t)) is not None]
             if raw:
-                self.minutes[minute] = merged_compact(raw).compact()
+                self.minutes[minute] = merged_bytes(raw)
         self.sealed_until = max(self.sealed_until, until - until % 60)
-
-    def due(self, start: int, end: int) -> bool:
-        """Whether its turn to be sealed comes as seconds [start, end) close."""
-        return (end - self.slot) // SEAL_SPREAD > (start - self.slot) // SEAL_SPREAD
 
     def collect(self, start: int, end: int, out: list[bytes]) -> None:
         """The compact buckets that make up [start, end). Before the last 100 s only

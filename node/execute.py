@@ -62,12 +62,12 @@ def _failed(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
     max_retries = spec.max_retries if envelope.max_retries is None else envelope.max_retries
     if envelope.attempt < max_retries:
         delay = retry_delay(spec.retry_backoff, envelope.attempt)
-        log.info("task %s (%s) failed on attempt %d, retrying in %.1fs: %r",
-                 envelope.task, envelope.id, envelope.attempt + 1, delay, exc)
+        log.info("task %s (%s) failed on attempt %d, retrying in %.1fs: %s",
+                 envelope.task, envelope.id, envelope.attempt + 1, delay, shown(exc))
         if settle(backend, "retry", delivery, envelope.next_attempt().encode(), delay):
             metrics.count(retried=1)
         return
-    reason = f"failed after {envelope.attempt + 1} attempt(s): {type(exc).__name__}: {exc}"
+    reason = f"failed after {envelope.attempt + 1} attempt(s): {shown(exc)}"
     log.warning("task %s (%s) dead-lettered: %s", envelope.task, envelope.id, reason)
     if settle(backend, "dead_letter", delivery, reason, traceback.format_exc()):
         metrics.count(dead_lettered=1)
@@ -77,6 +77,33 @@ def _reject(delivery: Delivery, backend: Backend, metrics: QueueMetrics, reason:
     log.warning("message on %s dead-lettered unread: %s", backend.queue, reason)
     if settle(backend, "dead_letter", delivery, reason):
         metrics.count(rejected=1)
+
+
+def shown(exc: BaseException) -> str:
+    """A task's exception in words; a task may raise one whose str() raises too."""
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:
+        return f"{type(exc).__name__} (its message could not be read)"
+
+
+def settle_after_error(delivery: Delivery, backend: Backend, metrics: QueueMetrics, exc: Exception) -> None:
+    """A message whose run or settling raised what nothing expected still
+    ends somewhere: in the dead letters, with the error's type, or else back
+    in the queue. Left unsettled, it would hold its slot (AMQP's prefetch)
+    until the connection closed, and a few such messages stop the queue."""
+    try:
+        backend.dead_letter(delivery, f"octobot could not settle the message: {type(exc).__name__}")
+        metrics.count(dead_lettered=1)
+        return
+    except Exception as err:
+        log.warning("could not dead-letter a message on %s, handing it back: %s: %s", backend.queue,
+                    type(err).__name__, err)
+    try:
+        backend.release([delivery])
+    except Exception as err:
+        log.warning("could not hand a message back on %s either; the broker redelivers it after the "
+                    "visibility timeout: %s: %s", backend.queue, type(err).__name__, err)
 
 
 def settle(backend: Backend, action: str, *args: object) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from octobot.backends import Backend, BrokerUnavailable, Delivery
 from octobot.node.backoff import Backoff
-from octobot.node.execute import execute, settle
+from octobot.node.execute import execute, settle, settle_after_error
 from octobot.node.metrics import QueueMetrics
 from octobot.node.scheduler import SlotScheduler
 from octobot.node.timeouts import TaskGuard
@@ -282,8 +282,9 @@ class QueueRunner:
             try:
                 # Acked with the fetcher's next round trip, in one batch.
                 ack_later = execute(delivery, self.spec, self._backend, self.metrics, guard)
-            except Exception:  # a bug of ours must not kill the worker; the message is redelivered
+            except Exception as exc:  # a bug of ours, or a task's exception that cannot be shown
                 log.exception("unexpected error running a message on %s", self.spec.name)
+                settle_after_error(delivery, self._backend, self.metrics, exc)
             finally:
                 self._scheduler.release(self, 1)  # first, so a fetcher woken below finds the slot free
                 with self._lock:

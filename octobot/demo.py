@@ -76,7 +76,7 @@ def main(seconds: float, rate: int, keep: bool) -> None:
         port_file = work / "port"
         coordinator = subprocess.Popen([sys.executable, "-m", "octobot.coordinator.main", "--listen", "127.0.0.1:0",
                                         "--db", f"sqlite:///{work / 'octobot.db'}", "--port-file", str(port_file),
-                                        "--log-level", "warning"])
+                                        "--sqlite-queue-dir", str(work), "--log-level", "warning"])
         procs.append(coordinator)
         target = f"127.0.0.1:{_wait_for_port(port_file, coordinator)}"
         procs.append(subprocess.Popen([sys.executable, "-m", "octobot.node.main", "--coordinator", target,

@@ -67,6 +67,8 @@ class Envelope:
             raise BadMessage(f"not JSON: {exc.msg} at character {exc.pos}") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadMessage(f"not JSON: {exc}") from None
+        except RecursionError:  # the decoder recurses once per level of nesting
+            raise BadMessage("nested too deep (arrays and objects within each other)") from None
         if not isinstance(data, dict):
             raise BadMessage("not a JSON object")
         task = data.get("task")

@@ -3,6 +3,7 @@ and the diff that apply makes."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from typing import Any
@@ -19,6 +20,8 @@ DEFAULTS: dict[str, Any] = {"priority": 5, "concurrency": 4, "max_retries": 3, "
 # Fields an update may name; name and timestamps are fixed.
 UPDATABLE = ("backend", "url", "priority", "concurrency", "selector", "max_retries", "retry_backoff",
              "task_timeout", "paused", "max_message_bytes", "options")
+# The fields that say where a queue lives: changing them takes an admin.
+WHERE = ("backend", "url")
 MAX_CONCURRENCY = 1000
 # Retries double the backoff each time; a week bounds the delays and timeouts.
 MAX_RETRIES = 100
@@ -27,6 +30,11 @@ MAX_URL = 2048
 MAX_SELECTOR = 1024
 MAX_OPTIONS = 64
 MAX_OPTION_CHARS = 1024
+# gRPC's message limit (an Enqueue carries messages) and far above what brokers take by default.
+MAX_MESSAGE_BYTES = 64 << 20
+# Options every backend reads, as numbers: (lowest, highest). Below a second,
+# a message would be handed to another consumer while its task still runs.
+NUMERIC_OPTIONS = {"visibility_timeout": (1.0, MAX_SECONDS)}
 
 
 def with_defaults(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
@@ -73,8 +81,18 @@ def validate(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
     if len(spec.options) > MAX_OPTIONS or any(len(k) > MAX_OPTION_CHARS or len(v) > MAX_OPTION_CHARS
                                               for k, v in spec.options.items()):
         raise SpecError("options", f"at most {MAX_OPTIONS} options of {MAX_OPTION_CHARS} characters")
-    if spec.max_message_bytes <= 0:
-        raise SpecError("max_message_bytes", f"max_message_bytes must be positive, got {spec.max_message_bytes}")
+    if not 0 < spec.max_message_bytes <= MAX_MESSAGE_BYTES:
+        raise SpecError("max_message_bytes", f"max_message_bytes must be between 1 and {MAX_MESSAGE_BYTES}, "
+                                             f"got {spec.max_message_bytes}")
+    for name, (low, high) in NUMERIC_OPTIONS.items():
+        if name in spec.options:
+            try:
+                value = float(spec.options[name])
+            except ValueError:
+                value = math.nan
+            if not low <= value <= high:  # NaN fails too
+                raise SpecError("options", f"option {name} must be a number of seconds between {low:g} and "
+                                           f"{high:g}, got {spec.options[name][:40]!r}")
     try:
         Selector.parse(spec.selector)
         cls = backends.backend_class(spec.backend)

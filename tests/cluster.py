@@ -71,7 +71,8 @@ class Coordinator(Process):
         port_file, metrics_file = workdir / f"coordinator-{stamp}.port", workdir / f"coordinator-{stamp}.metrics"
         node_file = workdir / f"coordinator-{stamp}.nodeport"
         args = [sys.executable, "-m", "octobot.coordinator.main", "--listen", f"127.0.0.1:{port}",
-                "--db", db, "--port-file", str(port_file), "--suspect-after", "2", "--down-after", "4"]
+                "--db", db, "--port-file", str(port_file), "--suspect-after", "2", "--down-after", "4",
+                "--sqlite-queue-dir", str(workdir)]
         if metrics:
             args += ["--metrics-listen", "127.0.0.1:0", "--metrics-port-file", str(metrics_file)]
         if pki is not None:

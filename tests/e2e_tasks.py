@@ -76,3 +76,19 @@ def spin(key: str, seconds: float) -> None:
     while time.monotonic() < end:
         pass
     _redis.incr(f"{key}:spun")
+
+
+class Unprintable(Exception):
+    """What a careless or hostile task may raise: it cannot even be shown."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr either")
+
+
+@octobot.task(name="e2e.unprintable")
+def unprintable(key: str) -> None:
+    _redis.incr(f"{key}:attempts")
+    raise Unprintable()

@@ -128,6 +128,11 @@ def test_roles_through_octoctl(secure: Coordinator, pki: pki_tool.Pki, key: str)
     octoctl(secure.target, "queue", "add", key, "--backend", "redis", env=env)
     octoctl(secure.target, "queue", "list", env=ctl_env(pki, viewer))
     octoctl(secure.target, "queue", "pause", key, env=ctl_env(pki, operator))
+    octoctl(secure.target, "queue", "set", key, "--concurrency", "3", env=ctl_env(pki, operator))
+    # Where a queue lives is what the coordinator itself connects to: an admin's choice.
+    moved = octoctl(secure.target, "queue", "set", key, "--url", "redis://10.9.9.9:6379/0", check=False,
+                    env=ctl_env(pki, operator))
+    assert moved.returncode == 1 and "permission denied" in moved.stderr and "changing url" in moved.stderr
     made = octoctl(secure.target, "token", "create", "sneaky", "--role", "admin", check=False,
                    env=ctl_env(pki, operator))
     assert made.returncode == 1 and "permission denied" in made.stderr

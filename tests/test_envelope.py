@@ -42,6 +42,7 @@ def test_parse_accepts_str_and_all_fields() -> None:
     (b'{"task": "x", "max_retries": "3"}', "'max_retries'"),
     (b'{"task": "x", "attempt": "1"}', "'attempt'"),
     (b'{"task": "x", "enqueued_at": "yesterday"}', "'enqueued_at'"),
+    (b'{"task": "x", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deep"),
 ])
 def test_bad_messages_are_rejected_with_a_reason(body: bytes, reason: str) -> None:
     with pytest.raises(BadMessage) as info:

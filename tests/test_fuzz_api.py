@@ -108,7 +108,8 @@ SCALARS: dict[int, Callable[[], T]] = {
     descriptor.FieldDescriptor.TYPE_ENUM: lambda: _ints(32, True),  # open enums: unknown values too
     descriptor.FieldDescriptor.TYPE_BYTES: lambda: st.one_of(
         st.binary(max_size=64), st.sampled_from([b'{"task": "t"}', b'{"task": "t", "args": [1], "attempt": 99}',
-                                                 b"{}", b"[]", b"\xff", b"x" * 2_000_000])),
+                                                 b"{}", b"[]", b"\xff", b"x" * 2_000_000,
+                                                 b'{"task": "t", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"])),
 }
 
 
@@ -347,6 +348,29 @@ def test_connect(coordinator: Coordinator, channel: grpc.Channel) -> None:
 
     fuzz()
     assert coordinator.alive()
+
+
+# Bytes no request parses as: a field number 0, a truncated varint, a length past the end.
+MALFORMED = [b"\x00", b"\x08\xff", b"\x0a\x05ab", b"\xff" * 40]
+
+
+@pytest.mark.parametrize("method", [m for s in SERVICES for m in s.methods] + [
+    health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"]],
+    ids=lambda m: f"{m.containing_service.name}.{m.name}")
+def test_bytes_that_do_not_parse_are_invalid_argument(method: descriptor.MethodDescriptor,
+                                                      channel: grpc.Channel) -> None:
+    """Not UNKNOWN with a DecodeError, as gRPC answers by itself; on a stream
+    too, after a good first message."""
+    for raw in MALFORMED:
+        if method.client_streaming:
+            hello = node_pb2.NodeMessage(hello=node_pb2.Hello(node_id="fz-malformed", hostname="fz"))
+            call = channel.stream_stream(_path(method))
+            status = _status(lambda: list(call(iter([hello.SerializeToString(), raw]), timeout=TIMEOUT)))
+        elif method.server_streaming:
+            status = _status(lambda: list(channel.unary_stream(_path(method))(raw, timeout=TIMEOUT)))
+        else:
+            status = _status(lambda: channel.unary_unary(_path(method))(raw, timeout=TIMEOUT))
+        assert status == grpc.StatusCode.INVALID_ARGUMENT, f"{method.name}({raw!r}) -> {status}"
 
 
 def test_still_serving_and_aggregating(coordinator: Coordinator, channel: grpc.Channel) -> None:

@@ -17,8 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from octobot.coordinator import limits
-from octobot.coordinator.limits import Invalid, NodeLimits, TokenBucket
+from octobot.coordinator.limits import Invalid, NodeLimits, Refusal, TokenBucket
+from octobot.coordinator import report_checks
+from octobot.coordinator.report_checks import check_report
+from octobot.coordinator.report_intake import ReportIntake
 from octobot.coordinator.stats import GRACE, ClusterStats
+from octobot.coordinator.stats_bucket import merged_compact
 from octobot.histogram import DEFAULT_ACCURACY, MAX_VALUE, Histogram
 from octobot.node.metrics import QueueMetrics
 from octobot.node.stats_buffer import CAPACITY
@@ -56,12 +60,22 @@ def histogram(indexes: list[int], counts: list[int], **fields: object) -> stats_
 def refused(r: node_pb2.StatsReport, now: float = NOW) -> str | None:
     """The reason check_report gives, None if it passes."""
     try:
-        limits.check_report(r, now)
+        check_report(r, now)
     except Invalid as exc:
         assert exc.reason in limits.REASONS
         assert "\n" not in str(exc)
         return exc.reason
     return None
+
+
+def intake() -> ReportIntake:
+    return ReportIntake(NodeLimits(), ClusterStats(NOW))
+
+
+def refuse(guard: ReportIntake, node_id: str, r: node_pb2.StatsReport, now: float) -> Refusal | None:
+    """What the coordinator does with a report a node sent at ``now``: None if it passes."""
+    result = guard.admit([(node_id, {}, r, now)])[0]
+    return result if isinstance(result, Refusal) else None
 
 
 # -- Hello ------------------------------------------------------------------------------
@@ -143,7 +157,7 @@ def test_report_bounds_just_inside_pass() -> None:
         assert refused(r) is None
 
 
-@pytest.mark.parametrize("bad, reason", [
+OUTSIDE = [
     (report(*[sample(f"q{i}") for i in range(limits.MAX_SAMPLES + 1)]), "samples"),
     (report(sample("q" * 129)), "queue"),
     (report(sample("-q")), "queue"),
@@ -168,9 +182,56 @@ def test_report_bounds_just_inside_pass() -> None:
     (report(sample(run_time=histogram([1], [1], sum=MAX_VALUE * 1.01))), "histogram"),
     (report(sample(run_time=stats_pb2.Histogram(relative_accuracy=0.02, indexes=[1], counts=[1]))), "histogram"),
     (report(sample(), at=NOW - limits.MAX_REPORT_AGE - 1), "time"),
-])
+]
+
+
+@pytest.mark.parametrize("bad, reason", OUTSIDE)
 def test_report_bounds_just_outside_fail(bad: node_pb2.StatsReport, reason: str) -> None:
     assert refused(bad) == reason
+
+
+def smuggled(**fields: int) -> stats_pb2.QueueSample:
+    """A sample carrying a value as the field's packed list: unknown to a QueueSample, read by the merge."""
+    raw = sample().SerializeToString()
+    for number, value in fields.items():
+        raw += bytes([int(number[1:]) << 3 | 2, 1, value])
+    return stats_pb2.QueueSample.FromString(raw)
+
+
+# Samples holding, in one field, the value the batch checks lay after each sample.
+HOLDING_SENTINELS = [
+    sample(succeeded=report_checks.SENTINEL_COUNT), sample(backlog=report_checks.SENTINEL_BACKLOG),
+    sample(in_flight=report_checks.SENTINEL_GAUGE), sample(report_checks.SENTINEL_NAME),
+    sample(run_time=histogram([report_checks.SENTINEL_INDEX], [report_checks.SENTINEL_COUNT])),
+    sample(run_time=histogram([report_checks.SENTINEL_INDEX], [1])),
+    sample(wait_time=histogram([1], [1], sum=report_checks.SENTINEL_SUM)),
+    sample(end_to_end=histogram([1], [1], zero_count=report_checks.SENTINEL_COUNT)),
+]
+POOL = ([r for r, _ in OUTSIDE] + [report(s) for s in HOLDING_SENTINELS]
+        + [report(smuggled(f2=1)), report(smuggled(f9=5)), report(sample(), sample(rejected=2**64 - 1))]
+        + [report(sample(f"q{i}", values=(0.001 * i,) * (i % 5)), sample(f"p{i}", backlog=i)) for i in range(20)]
+        + [report(), node_pb2.StatsReport(samples=[sample()])])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(POOL), min_size=1, max_size=40))
+def test_a_batch_gives_each_report_the_verdict_it_gets_alone(reports: list[node_pb2.StatsReport]) -> None:
+    """However good and bad reports are mixed in a batch, each passes or
+    fails as it does alone, with its own samples."""
+    alone = []
+    for r in reports:
+        try:
+            alone.append(check_report(r, NOW))
+        except Invalid as exc:
+            alone.append(exc.reason)
+    together = report_checks.check_reports(reports, [NOW] * len(reports))
+    assert [t.reason if isinstance(t, Invalid) else t for t in together] == alone
+    assert all(s.queues == [q.queue for q in r.samples] for r, s in zip(reports, together) if not isinstance(s, Invalid))
+
+
+def test_samples_holding_a_sentinel_are_refused() -> None:
+    for s in HOLDING_SENTINELS:
+        assert refused(report(s)) is not None, s
 
 
 def test_buckets_per_report_are_bounded() -> None:
@@ -204,44 +265,44 @@ def test_token_bucket() -> None:
 
 
 def test_a_reconnecting_nodes_buffer_is_kept_then_the_rate_holds() -> None:
-    guard = NodeLimits()
+    guard = intake()
     buffered = [report(sample(), at=NOW - CAPACITY + i) for i in range(CAPACITY)]
-    assert all(guard.refuse_report("a", r, NOW) is None for r in buffered)
+    assert all(refuse(guard, "a", r, NOW) is None for r in buffered)
     # Then one a second, for ever.
-    assert all(guard.refuse_report("a", report(sample(), at=NOW + t), NOW + t) is None for t in range(1, 3600))
+    assert all(refuse(guard, "a", report(sample(), at=NOW + t), NOW + t) is None for t in range(1, 3600))
     # A flood is refused beyond the burst, counted, and logged once.
     late = NOW + 3600
-    flood = [guard.refuse_report("a", report(sample(), at=late), late) for _ in range(limits.REPORT_BURST + 50)]
+    flood = [refuse(guard, "a", report(sample(), at=late), late) for _ in range(limits.REPORT_BURST + 50)]
     refusals = [f for f in flood if f is not None]
     assert len(refusals) >= 50 and {f.reason for f in refusals} == {"rate"}
     assert [f.first for f in refusals].count(True) == 1
-    assert guard.refused[("a", "rate")] == len(refusals)
+    assert guard.limits.refused[("a", "rate")] == len(refusals)
     # Other nodes are not affected.
-    assert guard.refuse_report("b", report(sample(), at=late), late) is None
+    assert refuse(guard, "b", report(sample(), at=late), late) is None
 
 
 def test_distinct_queues_per_node_are_bounded() -> None:
-    guard = NodeLimits()
+    guard = intake()
     t = NOW
     for i in range(0, limits.MAX_NODE_QUEUES, 100):
         t += 1
-        assert guard.refuse_report("a", report(*[sample(f"q{j}") for j in range(i, i + 100)], at=t), t) is None
-    refusal = guard.refuse_report("a", report(sample("one-more"), at=t), t)
+        assert refuse(guard, "a", report(*[sample(f"q{j}") for j in range(i, i + 100)], at=t), t) is None
+    refusal = refuse(guard, "a", report(sample("one-more"), at=t), t)
     assert refusal is not None and refusal.reason == "queues"
-    assert guard.refuse_report("a", report(sample("q7"), at=t), t) is None  # known ones still pass
+    assert refuse(guard, "a", report(sample("q7"), at=t), t) is None  # known ones still pass
     # Names not reported for QUEUE_MEMORY seconds make room.
     later = t + limits.QUEUE_MEMORY + 1
-    assert guard.refuse_report("a", report(sample("one-more"), at=later), later) is None
+    assert refuse(guard, "a", report(sample("one-more"), at=later), later) is None
 
 
 def test_heartbeats_are_bounded() -> None:
-    guard = NodeLimits()
+    guard = intake()
     ok = node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="emails", error="e" * limits.MAX_ERROR_CHARS)])
-    assert guard.refuse_heartbeat("a", ok) is None
+    assert guard.limits.refuse_heartbeat("a", ok) is None
     for bad in (node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q" * 129)]),
                 node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q", error="e" * (limits.MAX_ERROR_CHARS + 1))]),
                 node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q")] * (limits.MAX_NODE_QUEUES + 1))):
-        refusal = guard.refuse_heartbeat("a", bad)
+        refusal = guard.limits.refuse_heartbeat("a", bad)
         assert refusal is not None and refusal.reason == "heartbeat"
 
 
@@ -268,17 +329,22 @@ def test_a_bad_node_cannot_poison_the_cluster() -> None:
 
 async def poison() -> None:
     now = int(time.time())
-    stats, guard = ClusterStats(now - 60), NodeLimits()
+    stats = ClusterStats(now - 60)
+    guard = ReportIntake(NodeLimits(), stats)
     with pytest.raises(ValueError, match="label dc="):
         limits.check_hello(hello(node_id="a", labels={"dc": "x" * 300}))
     bad = [report(sample(run_time=histogram([1, 2, 3], [1, 1])), at=now),
            report(sample(values=(), succeeded=5, run_time=histogram([1], [2**64 - 1])), at=now),
            report(sample(run_time=histogram([1], [1], sum=math.nan)), at=now),
            report(sample("q" * 200), at=now)]
-    assert all(guard.refuse_report("a", r, now) is not None for r in bad)
     good = report(sample(values=(0.1, 0.1, 0.3)), at=now)
-    assert guard.refuse_report("b", good, now) is None
-    stats.ingest("b", {"dc": "west"}, good, now=now + 0.5)
+    # As they come in: checked together, in one batch.
+    for r in bad[:2]:
+        guard.put("a", {"dc": "east"}, r, now + 0.5)
+    guard.put("b", {"dc": "west"}, good, now + 0.5)
+    for r in bad[2:]:
+        guard.put("a", {"dc": "east"}, r, now + 0.5)
+    await guard.drain()
     await stats.tick(now + GRACE + 1)
     end = stats.closed_until
     steps, _ = await stats.steps("", end - 10, 10, 1, end)
@@ -289,21 +355,16 @@ async def poison() -> None:
     deltas, until = await stats.take_deltas()
     stats.committed(until)
     assert sum(d.succeeded for d in deltas if d.dim == "") == 3
-    assert guard.refused == {("a", "histogram"): 3, ("a", "queue"): 1}
+    assert guard.limits.refused == {("a", "histogram"): 3, ("a", "queue"): 1}
 
 
-def test_without_the_checks_one_bad_sample_breaks_every_merge_of_its_second() -> None:
+def test_without_the_checks_one_bad_sample_breaks_every_merge_it_is_in() -> None:
     """Why the pairing of indexes and counts is checked per sample."""
-    async def run() -> None:
-        now = int(time.time())
-        stats = ClusterStats(now - 60)
-        stats.ingest("a", {}, report(sample(run_time=histogram([1, 2, 3], [1, 1])), at=now), now=now)
-        stats.ingest("b", {}, report(sample(), at=now), now=now)
-        with pytest.raises(ValueError):
-            await stats.tick(now + GRACE + 1)
-    asyncio.run(run())
+    bad = sample(run_time=histogram([1, 2, 3], [1, 1])).SerializeToString()
+    with pytest.raises(ValueError):
+        merged_compact([bad, sample().SerializeToString()])
 
 
 def test_a_report_without_samples_passes() -> None:
     """A node with no queues still reports (its heartbeat carries the rest)."""
-    limits.check_report(node_pb2.StatsReport(), time.time())
+    assert check_report(node_pb2.StatsReport(), time.time()).queues == []

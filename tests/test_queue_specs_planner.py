@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import os
 from pathlib import Path
 
@@ -97,11 +99,26 @@ def test_validate_returns_a_copy_and_accepts_a_good_spec() -> None:
     ({"backend": ""}, "backend"),
     ({"url": "amqp://localhost"}, "amqp://localhost"),
     ({"url": "nonsense"}, "nonsense"),
+    ({"retry_backoff": math.inf}, "retry_backoff"),
+    ({"retry_backoff": math.nan}, "retry_backoff"),
+    ({"task_timeout": math.inf}, "task_timeout"),
+    ({"url": "redis://127.0.0.1:" + "9" * 5 + "/0"}, "port"),
+    ({"url": "redis://127.0.0.1:6379/" + "1" + "0" * 12}, "database"),
+    ({"url": "redis://127.0.0.1:6379/" + "x" * 10_000_000}, "url"),
+    ({"max_message_bytes": queue_specs.MAX_MESSAGE_BYTES + 1}, "max_message_bytes"),
+    ({"options": {f"o{i}": "v" for i in range(100_000)}}, "options"),
+    ({"options": {"visibility_timeout": "0"}}, "visibility_timeout"),
+    ({"options": {"visibility_timeout": "nan"}}, "visibility_timeout"),
+    ({"options": {"visibility_timeout": "abc"}}, "visibility_timeout"),
+    ({"options": {"visibility_timeout": "inf"}}, "visibility_timeout"),
 ])
 def test_validate_names_the_bad_field(changes: dict[str, object], field: str) -> None:
     spec = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="redis"))
     for key, value in changes.items():
-        setattr(spec, key, value)
+        if key == "options":
+            spec.options.update(value)  # type: ignore[call-overload]
+        else:
+            setattr(spec, key, value)
     with pytest.raises(ValueError) as info:
         queue_specs.validate(spec)
     assert field in str(info.value)

@@ -6,20 +6,22 @@ from __future__ import annotations
 import asyncio
 import time
 
+from octobot.coordinator.report_checks import Samples, check_report
 from octobot.coordinator.stats import GRACE, NODE, ClusterStats
 from octobot.coordinator.stats_series import RETENTION
 from octobot.histogram import Histogram
 from octobot.v1 import node_pb2, stats_pb2
 
 
-def report(at: int, n: int, seconds: float, queue: str = "q") -> node_pb2.StatsReport:
+def report(at: int, n: int, seconds: float, queue: str = "q") -> Samples:
+    """A node's report for second ``at``, checked as the coordinator checks it."""
     h = Histogram()
     for _ in range(n):
         h.record(seconds)
     r = node_pb2.StatsReport(samples=[stats_pb2.QueueSample(
         queue=queue, succeeded=n, backlog=7, run_time=h.to_proto(), wait_time=h.to_proto(), end_to_end=h.to_proto())])
     r.at.FromSeconds(at)
-    return r
+    return check_report(r, at)
 
 
 def test_tiers_late_samples_and_deltas() -> None:

@@ -23,6 +23,7 @@ import functools
 import json
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -101,6 +102,24 @@ class RedisBackend(Backend):
 
     schemes = ("redis", "rediss")
     default_url = "redis://127.0.0.1:6379/0"
+    # Redis numbers its databases with a C int (16 of them unless redis.conf says more).
+    MAX_DB = 2**31 - 1
+
+    @classmethod
+    def normalize_url(cls, url: str) -> str:
+        url = super().normalize_url(url)
+        parts = urllib.parse.urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError("Redis URL: the port is not a number between 0 and 65535") from None
+        if port == 0:
+            raise ValueError("Redis URL: port 0 is not a port a server listens on")
+        db = parts.path.lstrip("/")
+        if db and not (db.isdigit() and int(db) <= cls.MAX_DB):
+            raise ValueError(f"Redis URL: the database must be a number between 0 and {cls.MAX_DB}, "
+                             f"got {db[:20]!r}")
+        return url
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
