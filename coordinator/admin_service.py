@@ -76,6 +76,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                                                 request.dry_run, self.app.auth.actor(context))
         if generation:
             await self.app.push()
+            if request.prune:
+                await self._close_brokers_of_deleted()
         return admin_pb2.ApplyQueuesResponse(changes=_redacted(changes), generation=generation)
 
     @rpc_errors
@@ -83,6 +85,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         await self.app.db(self.app.store.delete_queue, limits.check_queue_name(request.name),
                           self.app.auth.actor(context))
         await self.app.push()
+        await self._close_brokers_of_deleted()
         return admin_pb2.DeleteQueueResponse()
 
     @rpc_errors
@@ -190,6 +193,13 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             cached = (where, backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options)))
             self._brokers[spec.name] = cached
         return cached[1]
+
+    async def _close_brokers_of_deleted(self) -> None:
+        """Connections (and SQLite files) of queues that no longer exist are closed, not kept for ever."""
+        existing = {spec.name for spec in await self.app.db(self.app.store.list_queues)}
+        for name in [n for n in self._brokers if n not in existing]:
+            _, broker = self._brokers.pop(name)
+            await asyncio.to_thread(broker.close)
 
     def _check_sqlite(self, spec: queue_pb2.QueueSpec) -> None:
         """A sqlite URL names a file on this machine: the coordinator opens or

@@ -86,7 +86,8 @@ async def serve(opts: Options) -> None:
         lambda s: node_pb2_grpc.add_NodeServiceServicer_to_server(NodeService(app), s),
         lambda s: stats_pb2_grpc.add_StatsServiceServicer_to_server(stats, s),
         lambda s: auth_pb2_grpc.add_TokenServiceServicer_to_server(TokenService(app), s),
-    ], SERVICE_NAMES, tls=server_tls, interceptors=[AuthInterceptor(app.auth), MalformedRequests()])
+    ], SERVICE_NAMES, tls=server_tls, interceptors=[AuthInterceptor(app.auth), MalformedRequests()],
+        max_connections=max(64, rpc.raise_fd_limit() - rpc.RESERVED_FDS))
     host = listen.rsplit(":", 1)[0]
     if opts.node_listen:
         node_port = rpc.add_port(server, opts.node_listen, opts.tls)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import resource
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,12 +118,39 @@ def add_port(server: grpc.aio.Server, listen: str, tls: ServerTls | None) -> int
     return port
 
 
+# A connection that has not finished its TLS or HTTP/2 handshake by then is
+# closed (gRPC's default, 120 s, lets idle sockets hold descriptors).
+HANDSHAKE_TIMEOUT_MS = 10_000
+# Descriptors kept back from gRPC's connections: the store, brokers, log files,
+# the /metrics listener.
+RESERVED_FDS = 256
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit (the
+    usual soft limit, 1,024, is a few hundred idle connections from running
+    out); return the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass  # a container may refuse; the cap below still keeps room
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
 async def make_server(listen: str, registrars: Iterable[Registrar], service_names: Iterable[str],
-                      tls: ServerTls | None = None,
-                      interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> tuple[grpc.aio.Server, int]:
+                      tls: ServerTls | None = None, interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+                      max_connections: int | None = None) -> tuple[grpc.aio.Server, int]:
     """An asyncio gRPC server on ``listen`` with our services, health checking and
-    reflection. Returns the server (not started) and the port it bound."""
-    server = grpc.aio.server(options=_OPTIONS, interceptors=list(interceptors))
+    reflection. Returns the server (not started) and the port it bound.
+    ``max_connections``: connections open at once (more are closed at accept)."""
+    options = [*_OPTIONS, ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS)]
+    if max_connections is not None:
+        options.append(("grpc.max_allowed_incoming_connections", max_connections))
+    server = grpc.aio.server(options=options, interceptors=list(interceptors))
     for register in registrars:
         register(server)
     names = list(service_names)

@@ -3,15 +3,19 @@ and what it stores: only what an admin allowed (a real coordinator)."""
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
+import sys
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cluster import Coordinator, octoctl
+from cluster import Coordinator, Process, octoctl, wait_until
 from conftest import Processes
 from octobot.backends.sqlite import SqliteBackend
-from octobot.v1 import admin_pb2, admin_pb2_grpc
+from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 
 
 def test_sqlite_queues_are_opened_only_where_allowed(procs: Processes, tmp_path: Path, key: str) -> None:
@@ -51,3 +55,48 @@ def test_json_nested_too_deep_is_invalid_argument(procs: Processes, tmp_path: Pa
             assert exc.details() == "message 1: nested too deep (arrays and objects within each other)"
         else:
             raise AssertionError("a message nested 100,000 deep was accepted")
+
+
+def test_idle_connections_cannot_starve_the_coordinator(tmp_path: Path) -> None:
+    """1,100 idle TCP connections used to take all of the usual 1,024
+    descriptors: health checks and octoctl failed until they went away. The
+    coordinator raises its soft limit to the hard one, and closes connections
+    that do not finish their handshake within 10 s."""
+    port_file = tmp_path / "port"
+    coord = Process(["prlimit", "--nofile=1024:4096", sys.executable, "-m", "octobot.coordinator.main",
+                     "--listen", "127.0.0.1:0", "--db", f"sqlite:///{tmp_path / 'octobot.db'}",
+                     "--port-file", str(port_file)], tmp_path / "coordinator.log")
+    idle: list[socket.socket] = []
+    try:
+        port = wait_until(lambda: port_file.exists() and port_file.read_text() and int(port_file.read_text()),
+                          timeout=30, what="the coordinator to listen")
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(1100)]
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
+                health_pb2.HealthCheckResponse.SERVING
+        descriptors = lambda: len(os.listdir(f"/proc/{coord.proc.pid}/fd"))  # noqa: E731
+        assert descriptors() > 1100
+        wait_until(lambda: descriptors() < 100, timeout=20, what="the idle connections to be closed")
+        assert octoctl(f"127.0.0.1:{port}", "queue", "list").returncode == 0
+    finally:
+        for s in idle:
+            s.close()
+        coord.terminate()
+
+
+def test_deleted_queues_leave_no_open_files(procs: Processes, tmp_path: Path, key: str) -> None:
+    """300 create, enqueue, delete cycles used to leave 724 descriptors open on
+    deleted queues' SQLite files."""
+    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+    descriptors = lambda: len(os.listdir(f"/proc/{coord.proc.pid}/fd"))  # noqa: E731
+    with grpc.insecure_channel(coord.target) as channel:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        before = descriptors()
+        for i in range(300):
+            name = f"{key}-{i}"
+            admin.CreateQueue(admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
+                name=name, backend="sqlite", url=f"sqlite:///{tmp_path / f'q{i}.db'}")), timeout=10)
+            admin.Enqueue(admin_pb2.EnqueueRequest(queue=name, messages=[b'{"task": "t"}']), timeout=10)
+            admin.DeleteQueue(admin_pb2.DeleteQueueRequest(name=name), timeout=10)
+        assert descriptors() < before + 20
