@@ -17,7 +17,7 @@ from octobot.coordinator.limits import NodeLimits
 from octobot.coordinator.report_intake import ReportIntake
 from octobot.coordinator.sessions import Liveness, NodeSession, Sessions
 from octobot.coordinator.stats import GRACE, ClusterStats
-from octobot.coordinator.store import Store
+from octobot.coordinator.store import Store, StoreDown, outage
 
 log = logging.getLogger("octobot.coordinator")
 T = TypeVar("T")
@@ -49,9 +49,26 @@ class Coordinator:
         self._push_lock = asyncio.Lock()
         # Nodes that disconnected since the last write of last-seen times.
         self._departed: dict[str, float] = {}
+        # Whether the last store call failed for an outage (said once, and its end once).
+        self.store_down = False
 
     async def db(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+        """Run a store call on the store's thread. An outage (the database gone,
+        or full) is raised as StoreDown and said once in the log, and its end once."""
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+        except Exception as exc:
+            down = outage(exc)
+            if down is None:
+                raise
+            if not self.store_down:
+                log.warning("%s; calls that need it answer UNAVAILABLE until it is back", down)
+            self.store_down = True
+            raise down from None
+        if self.store_down:
+            self.store_down = False
+            log.info("the store is back")
+        return result
 
     async def push(self) -> None:
         """Recompute every connected node's assignment and send those that changed."""
@@ -72,7 +89,9 @@ class Coordinator:
                         if zlib.crc32(s.record.node_id.encode()) % SEEN_ROUNDS == round_ % SEEN_ROUNDS)
             try:
                 await self.db(self.store.touch_nodes, seen)
-            except Exception as exc:  # the store may be briefly unreachable (PostgreSQL restart)
+            except StoreDown:
+                pass  # said once, by db()
+            except Exception as exc:
                 log.warning("could not persist node last-seen times: %s", exc)
 
     def left(self, session: NodeSession) -> None:
@@ -87,8 +106,9 @@ class Coordinator:
         deltas, until = await self.stats.take_deltas()
         try:
             await self.db(self.store.merge_stats_minutes, deltas)
-        except Exception as exc:  # the store may be briefly unreachable: keep them for the next flush
-            log.warning("could not write %d stats rollups: %s", len(deltas), exc)
+        except Exception as exc:  # kept for the next flush
+            if not isinstance(exc, StoreDown):  # an outage was said once, by db()
+                log.warning("could not write %d stats rollups: %s", len(deltas), exc)
             self.stats.requeue(deltas)
         else:
             self.stats.committed(until)
@@ -104,6 +124,8 @@ class Coordinator:
                 before = (int(time.time()) - self.retention) // 60
                 try:
                     await self.db(self.store.prune_stats_minutes, before)
+                except StoreDown:
+                    pass  # said once, by db(); pruned next time
                 except Exception as exc:
                     log.warning("could not prune stats rollups: %s", exc)
 

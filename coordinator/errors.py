@@ -14,7 +14,7 @@ import grpc
 from octobot import rpc
 from octobot.backends import BrokerUnavailable
 from octobot.coordinator.auth import Denied
-from octobot.coordinator.store import AlreadyExists, FailedPrecondition, NotFound, TooMany
+from octobot.coordinator.store import AlreadyExists, FailedPrecondition, NotFound, StoreDown, StoreFull, TooMany
 from octobot.secrets import redact_text
 
 log = logging.getLogger("octobot.coordinator")
@@ -30,6 +30,8 @@ _STATUS: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (TooMany, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (BrokerUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (StoreFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (StoreDown, grpc.StatusCode.UNAVAILABLE),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
 ]
 
@@ -51,6 +53,8 @@ def rpc_errors(method: F) -> F:
                     if isinstance(exc, BrokerUnavailable):
                         # UNAVAILABLE, but from the broker: clients must not take it for the coordinator.
                         context.set_trailing_metadata((rpc.BROKER_CAUSE,))
+                    elif isinstance(exc, StoreDown):
+                        context.set_trailing_metadata((rpc.STORE_CAUSE,))
                     await context.abort(code, details(redact_text(str(exc))))
             log.exception("%s failed", method.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, details(redact_text(f"{type(exc).__name__}: {exc}")))

@@ -22,7 +22,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from octobot import queue_specs
@@ -39,6 +39,27 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # QueueSpec fields the store keeps as columns (everything but timestamps).
 QUEUE_FIELDS = ("backend", "url", "priority", "concurrency", "selector", "max_retries",
                 "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options")
+
+
+class StoreDown(Exception):
+    """The store cannot be reached: a fault of the environment, said in one
+    line, not a bug with a traceback."""
+
+
+class StoreFull(StoreDown):
+    """The store's disk is full."""
+
+
+def outage(exc: BaseException) -> StoreDown | None:
+    """The StoreDown an exception from the database means, if it means one."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    if "disk is full" in first or "No space left" in first or getattr(exc.orig, "sqlstate", None) == "53100":
+        return StoreFull(f"the store is full: {first}")
+    if isinstance(exc, OperationalError) or exc.connection_invalidated:
+        return StoreDown(f"the store is unavailable: {first}")
+    return None
 
 
 class NotFound(LookupError):

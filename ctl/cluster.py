@@ -97,8 +97,11 @@ class Cluster:
 
     def _error(self, exc: grpc.RpcError) -> click.ClickException:
         code, details = exc.code(), exc.details()  # type: ignore[attr-defined]
-        if rpc.BROKER_CAUSE in tuple(exc.trailing_metadata() or ()):  # type: ignore[attr-defined]
+        cause = tuple(exc.trailing_metadata() or ())  # type: ignore[attr-defined]
+        if rpc.BROKER_CAUSE in cause:
             return Refused(f"the queue's broker is unavailable: {details}")
+        if rpc.STORE_CAUSE in cause:
+            return Refused(details)  # "the store is unavailable: ...": the coordinator is up
         if code in UNREACHABLE:
             return Unreachable(f"cannot reach coordinator at {self.target}: {details}")
         # Refusals include UNAUTHENTICATED and PERMISSION_DENIED, whose details

@@ -3,6 +3,7 @@ and sent to the coordinator as a QueueSample."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from struct import Struct
 
@@ -13,6 +14,18 @@ from octobot.v1 import stats_pb2
 
 
 _TASK = Struct("=dddd")
+# A producer's clock, or a hand-written message, may say anything: an
+# enqueued_at further than this before the task started, or after it (clocks
+# drift), is left out of wait and end-to-end times rather than skew them.
+MAX_WAIT = 30 * 86400.0
+MAX_AHEAD = 300.0
+
+log = logging.getLogger("octobot.node")
+
+
+def plausible(enqueued: np.ndarray, started: np.ndarray) -> np.ndarray:
+    """Which tasks' enqueue times can be believed (0 means unknown: not one of them)."""
+    return (enqueued > 0) & (started - enqueued <= MAX_WAIT) & (enqueued - started <= MAX_AHEAD)
 
 
 class QueueMetrics:
@@ -33,6 +46,8 @@ class QueueMetrics:
         self._finished = bytearray()
         self._lock = threading.Lock()  # for the rarer outcome counters
         self.retried = self.dead_lettered = self.rejected = 0
+        # Tasks whose enqueued_at was implausible, since the node started.
+        self.implausible = 0
 
     def finished(self, ok: bool, enqueued_at: float, started: float, ended: float) -> None:
         """One task ran from ``started`` to ``ended`` (wall clock); ``enqueued_at`` 0 if unknown."""
@@ -62,9 +77,16 @@ class QueueMetrics:
             ok, enqueued, started, ended = done.T
             succeeded = int(ok.sum())
             run.record_many(ended - started)
-            known = enqueued > 0
+            known = plausible(enqueued, started)
             wait.record_many(started[known] - enqueued[known])
             e2e.record_many(ended[known] - enqueued[known])
+            odd = int(np.count_nonzero(enqueued > 0)) - int(np.count_nonzero(known))
+            if odd:
+                if not self.implausible:
+                    log.warning("queue %s: a message's enqueued_at is more than %d days before or %d s after it "
+                                "started; such messages are left out of wait and end-to-end times", self.queue,
+                                MAX_WAIT // 86400, MAX_AHEAD)
+                self.implausible += odd
         return stats_pb2.QueueSample(
             queue=self.queue, succeeded=succeeded, failed=len(done) - succeeded, retried=retried,
             dead_lettered=dead_lettered, rejected=rejected, in_flight=in_flight, busy_slots=busy_slots,

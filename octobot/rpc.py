@@ -35,8 +35,10 @@ _OPTIONS = [
 ]
 AUTHORIZATION = "authorization"
 BEARER = "Bearer "
-# Trailing metadata on an UNAVAILABLE that a queue's broker caused, not the coordinator.
+# Trailing metadata on an UNAVAILABLE that a queue's broker or the coordinator's
+# store caused: clients must not take it for the coordinator being down.
 BROKER_CAUSE = ("octobot-cause", "broker")
+STORE_CAUSE = ("octobot-cause", "store")
 
 Registrar = Callable[[grpc.aio.Server], None]
 

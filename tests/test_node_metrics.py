@@ -60,3 +60,17 @@ def test_off_records_nothing_but_outcome_counters() -> None:
     sample = metrics.take(in_flight=3, busy_slots=2, backlog=7)
     assert (sample.succeeded, sample.failed, sample.retried, sample.dead_lettered) == (0, 0, 2, 1)
     assert (sample.in_flight, sample.busy_slots, sample.backlog) == (3, 2, 7)
+
+
+def test_implausible_enqueue_times_are_left_out_of_latencies_and_counted() -> None:
+    """A message claiming it was enqueued in 1970 added 1.78e7 s to the wait mean."""
+    m = QueueMetrics("q")
+    now = 1_800_000_000.0
+    for enqueued in (now - 0.5, 1.0, now - 31 * 86400, now + 3600, 0.0, now + 10):
+        m.finished(True, enqueued, now, now + 0.1)
+    sample = m.take(in_flight=0, busy_slots=0, backlog=0)
+    wait = Histogram.from_proto(sample.wait_time)
+    assert sample.succeeded == 6 and Histogram.from_proto(sample.run_time).count == 6
+    assert wait.count == 2 and wait.sum < 1.0  # now - 0.5, and 10 s ahead (a clock's drift): kept
+    assert Histogram.from_proto(sample.end_to_end).count == 2
+    assert m.implausible == 3  # 1970, a month old, an hour ahead; 0 means unknown, not implausible
