@@ -23,6 +23,14 @@ from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 Ctx = grpc.aio.ServicerContext
 
 
+# A dead-letter listing: bodies cut to this, reasons and tracebacks to that, a page about this big.
+MAX_LISTED_BODY = 64 << 10
+MAX_LISTED_TEXT = 16 << 10
+MAX_PAGE_BYTES = 4 << 20
+# Letters a listing may skip: pages walk the dead letters from the oldest.
+MAX_OFFSET = 1_000_000
+
+
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, app: Coordinator, sqlite_queue_dir: str | None = None) -> None:
         self.app = app
@@ -218,12 +226,22 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def ListDeadLetters(self, request: admin_pb2.ListDeadLettersRequest,
                               context: Ctx) -> admin_pb2.ListDeadLettersResponse:
         limit = _limit(request.limit)
+        offset = _page(request.page_token)
         spec = await self._queue(request.queue)
-        letters = await asyncio.to_thread(self._broker(spec).dead_list, limit)
+        letters = await asyncio.to_thread(self._broker(spec).dead_list, limit, offset)
         response = admin_pb2.ListDeadLettersResponse()
+        size = 0
         for d in letters:
-            letter = response.letters.add(id=d.id, body=d.body, reason=d.reason, error=d.error)
+            # Cut, so that one large letter cannot make the page too big for gRPC.
+            letter = response.letters.add(id=d.id, body=d.body[:MAX_LISTED_BODY], reason=d.reason[:MAX_LISTED_TEXT],
+                                          error=d.error[:MAX_LISTED_TEXT], body_size=len(d.body),
+                                          unreadable=not d.readable)
             letter.failed_at.FromNanoseconds(int(d.failed_at * 1e9))
+            size += letter.ByteSize()
+            if size >= MAX_PAGE_BYTES:
+                break
+        if len(response.letters) < len(letters) or len(letters) == limit:
+            response.next_page_token = str(offset + len(response.letters))
         return response
 
     @rpc_errors
@@ -266,6 +284,15 @@ def _redacted(changes: list[admin_pb2.QueueChange]) -> list[admin_pb2.QueueChang
                 spec = getattr(change, side)
                 spec.url = redact_url(spec.url)
     return changes
+
+
+def _page(token: str) -> int:
+    """A dead-letter page token: how many letters the pages before it held."""
+    if not token:
+        return 0
+    if not token.isdigit() or int(token) > MAX_OFFSET:
+        raise ValueError(f"page_token {limits.shown(token)} is not one a listing gave")
+    return int(token)
 
 
 def _limit(requested: int) -> int:

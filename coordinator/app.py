@@ -54,7 +54,9 @@ class Coordinator:
 
     async def db(self, fn: Callable[..., T], *args: object) -> T:
         """Run a store call on the store's thread. An outage (the database gone,
-        or full) is raised as StoreDown and said once in the log, and its end once."""
+        or full) is raised as StoreDown and said once in the log, and its end
+        once: at the next call that reached the store."""
+        transactions = self.store.transactions
         try:
             result = await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
         except Exception as exc:
@@ -65,7 +67,7 @@ class Coordinator:
                 log.warning("%s; calls that need it answer UNAVAILABLE until it is back", down)
             self.store_down = True
             raise down from None
-        if self.store_down:
+        if self.store_down and self.store.transactions != transactions:
             self.store_down = False
             log.info("the store is back")
         return result

@@ -30,6 +30,7 @@ from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
 from octobot.coordinator import tokens
+from octobot.coordinator.store import StoreDown
 from octobot.coordinator.tokens import TokenRecord
 from octobot.rpc import AUTHORIZATION, BEARER
 from octobot.v1 import admin_pb2, auth_pb2, node_pb2, stats_pb2
@@ -280,7 +281,9 @@ class Auth:
                     await self.reload()
             if self._reloading is not None and not self._reloading.done():
                 await asyncio.shield(self._reloading)
-        except Exception as exc:  # the store may be briefly unreachable: the cached tokens decide
+        except StoreDown:
+            pass  # said once, by Coordinator.db(); the cached tokens decide
+        except Exception as exc:  # the cached tokens decide
             log.warning("could not reload tokens: %s", exc)
 
     async def _load(self) -> None:
@@ -297,7 +300,9 @@ class Auth:
             if time.monotonic() - self._reloaded_at >= RELOAD_EVERY:
                 try:
                     await self.reload()
-                except Exception as exc:  # the store may be briefly unreachable: keep the cached tokens
+                except StoreDown:
+                    pass  # said once, by Coordinator.db(); the cached tokens stay
+                except Exception as exc:  # the cached tokens stay
                     log.warning("could not reload tokens: %s", exc)
             self.enforce()
             if time.monotonic() - written_at >= 60:
@@ -305,6 +310,8 @@ class Auth:
                 used = self.tokens.take_used()
                 try:
                     await persist_used(used)
+                except StoreDown:
+                    pass  # said once, by Coordinator.db()
                 except Exception as exc:
                     log.warning("could not write tokens' last-use times: %s", exc)
 

@@ -61,6 +61,8 @@ class Options:
     node_port_file: str | None = None
     # The only directory whose SQLite queue files the coordinator opens (enqueue, dead letters).
     sqlite_queue_dir: str | None = None
+    # Take a missing or other SQLite store file where a store was made (see StoreFile).
+    new_store: bool = False
 
 
 def _write_port(path: str | None, port: int) -> None:
@@ -72,8 +74,8 @@ def _write_port(path: str | None, port: int) -> None:
 async def serve(opts: Options) -> None:
     listen, db = opts.listen, opts.db
     try:
-        store = Store.open(db)
-    except Exception as exc:  # bad URL, unreachable database: one line, not a traceback
+        store = Store.open(db, opts.new_store)
+    except Exception as exc:  # bad URL, unreachable database, a missing store file: one line, not a traceback
         raise click.ClickException(f"cannot open store {db}: {exc}") from None
     # Without TLS (loopback, or --insecure) callers need no credentials.
     app = Coordinator(store, opts.liveness, opts.retention, anonymous=opts.tls is None)
@@ -180,13 +182,16 @@ def _server_tls(tls_cert: str | None, tls_key: str | None, client_ca: str | None
               help="serve plaintext, without credentials, on a non-loopback address (trusted networks only)")
 @click.option("--sqlite-queue-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="the directory whose sqlite queue files enqueue and dead-letter calls may open (none if unset)")
+@click.option("--new-store", is_flag=True,
+              help="start although the SQLite store file made at --db is missing (an empty store is made) "
+                   "or another file is there (it is used)")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
 def main(ctx: click.Context, listen: str, db: str, suspect_after: float, down_after: float, port_file: str | None,
          metrics_listen: str | None, metrics_port_file: str | None, stats_retention: str, tls_cert: str | None,
          tls_key: str | None, node_listen: str | None, client_ca: str | None, node_port_file: str | None,
-         insecure: bool, sqlite_queue_dir: str | None, log_level: str) -> None:
+         insecure: bool, sqlite_queue_dir: str | None, new_store: bool, log_level: str) -> None:
     """Run the Octobot coordinator."""
     if ctx.invoked_subcommand is not None:
         return
@@ -202,7 +207,7 @@ def main(ctx: click.Context, listen: str, db: str, suspect_after: float, down_af
     if retention < RETENTION:
         raise click.BadParameter(f"keep at least {RETENTION // 60}m", param_hint="--stats-retention")
     opts = Options(listen, db, Liveness(suspect_after, down_after), port_file, metrics_listen, metrics_port_file,
-                   retention, tls, node_listen, node_port_file, sqlite_queue_dir)
+                   retention, tls, node_listen, node_port_file, sqlite_queue_dir, new_store)
     try:
         asyncio.run(serve(opts))
     except OSError as exc:

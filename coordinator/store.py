@@ -32,6 +32,7 @@ from octobot.coordinator.tokens import MAX_TOKENS, ROLE_NAMES, ROLES_BY_NAME, To
 from octobot.coordinator.bucket_sums import sum_buckets
 from octobot.histogram import DEFAULT_ACCURACY
 from octobot.secrets import redact_text
+from octobot.coordinator.store_file import StoreDown, StoreFile, StoreFull
 from octobot.v1 import admin_pb2, queue_pb2, sample_columns_pb2, stats_pb2
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -41,17 +42,10 @@ QUEUE_FIELDS = ("backend", "url", "priority", "concurrency", "selector", "max_re
                 "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options")
 
 
-class StoreDown(Exception):
-    """The store cannot be reached: a fault of the environment, said in one
-    line, not a bug with a traceback."""
-
-
-class StoreFull(StoreDown):
-    """The store's disk is full."""
-
-
 def outage(exc: BaseException) -> StoreDown | None:
     """The StoreDown an exception from the database means, if it means one."""
+    if isinstance(exc, StoreDown):
+        return exc
     if not isinstance(exc, DBAPIError):
         return None
     first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
@@ -188,23 +182,44 @@ def _token_record(row: TokenRow) -> TokenRecord:
 class Store:
     """Durable desired state. Thread-safe: one session per call."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, file: StoreFile | None = None) -> None:
         self.engine = engine
+        self._file = file
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Transactions done: tells a call that reached the database from one
+        # that had nothing to do (which proves nothing about an outage's end).
+        self.transactions = 0
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, new_store: bool = False) -> Store:
+        """Open (creating or upgrading) the store; WrongStore for a SQLite file
+        that is missing or another where a store was made, unless ``new_store``."""
+        file = StoreFile.of(url)
+        if file is not None:
+            file.admit(new_store)
         engine = _engine(url)
         migrate(engine)
-        return cls(engine)
+        if file is not None:
+            file.mark(engine)
+        return cls(engine, file)
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
+        """One transaction. On a store file gone from its path every call,
+        reads too, is refused (StoreDown), like an outage: what it would
+        write would be lost, and what it reads is no longer the store. Checked
+        after the commit too, so a change that raced the deletion is not
+        reported done."""
+        if self._file is not None:
+            self._file.check()
         with self._sessions.begin() as session:
             yield session
+        if self._file is not None:
+            self._file.check()
+        self.transactions += 1
 
     @staticmethod
     def _bump_generation(session: Session) -> int:

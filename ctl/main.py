@@ -379,13 +379,25 @@ def dead() -> None:
 @output_option
 @pass_cluster
 def dead_list(cluster: Cluster, queue_name: str, limit: int, output: str) -> None:
-    """List dead letters, oldest first, with why each failed."""
-    letters = cluster.call(cluster.admin.ListDeadLetters,
-                           admin_pb2.ListDeadLettersRequest(queue=queue_name, limit=limit)).letters
+    """List dead letters, oldest first, with why each failed (bodies over 64 KiB are cut)."""
+    letters: list[admin_pb2.DeadLetter] = []
+    token = ""
+    while len(letters) < limit:
+        page = cluster.call(cluster.admin.ListDeadLetters, admin_pb2.ListDeadLettersRequest(
+            queue=queue_name, limit=limit - len(letters), page_token=token))
+        letters += page.letters
+        token = page.next_page_token
+        if not token or not page.letters:
+            break
     emit(output, [{**to_dict(d), "body": d.body.decode(errors="replace")} for d in letters],
          ["ID", "FAILED AT", "REASON", "BODY"],
-         [[d.id, d.failed_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), d.reason,
-           d.body.decode(errors="replace")[:80]] for d in letters])
+         [[d.id, d.failed_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), d.reason, _shown_body(d)]
+          for d in letters])
+
+
+def _shown_body(letter: admin_pb2.DeadLetter) -> str:
+    text = letter.body[:80].decode(errors="replace")
+    return text if letter.body_size <= 80 else f"{text}... ({letter.body_size:,} bytes)"
 
 
 @dead.command("retry")

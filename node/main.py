@@ -149,10 +149,13 @@ def main(coordinator: str | None, ca: str | None, client_cert: str | None, clien
             rpc.check_token(join_token)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--join-token") from None
-    state = StateDir(state_dir)
-    node_id = state.node_id()
-    if client_cert is not None:
-        node_id = _certificate_node_id(client_cert, state)
+    try:
+        state = StateDir(state_dir)
+        node_id = state.node_id()
+        if client_cert is not None:
+            node_id = _certificate_node_id(client_cert, state)
+    except OSError as exc:  # without its id a node would register anew on every start
+        raise click.ClickException(f"cannot use --state-dir {state_dir}: {exc}") from None
     run_hook(start_hook, "start")
     # Only a coordinator's assignments are cached: a standalone node reads its file.
     cache = None if config else state

@@ -62,43 +62,63 @@ class CoordinatorSession:
         self.join_token = join_token
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
+        self._channel: grpc.Channel | None = None
+        self._token: str | None = None  # the credential self._channel carries
+        # True while streaming, False once a failure was said, None in between.
+        self._up: bool | None = None
+        self._connected_once = False
 
     def run(self) -> None:
-        """Keep a stream open until stop(); returns when stopped."""
+        """Keep a stream open until stop(); returns when stopped. Nothing else ends
+        it: a node without its session is marked DOWN although it works on."""
         backoff = Backoff(initial=0.2, cap=5.0)
-        connected_once, up = False, None
-        channel: grpc.Channel | None = None
-        token: str | None = None
+        failure = ""
         while not self._stop.is_set():
             delay = None
             try:
-                credential = self._credential()
-                if channel is None or credential != token:
-                    if channel is not None:
-                        channel.close()
-                    token = credential
-                    channel = rpc.make_channel(self.target, dataclasses.replace(self.auth, token=token))
-                for _ in self._stream(node_pb2_grpc.NodeServiceStub(channel)):
-                    if up is not True:
-                        log.info("%s coordinator %s", "reconnected to" if connected_once else "connected to", self.target)
-                        up, connected_once = True, True
-                        backoff.reset()
-            except grpc.RpcError as exc:
-                if self._stop.is_set():
-                    break
-                code = exc.code() if hasattr(exc, "code") else None
-                if code in REFUSED:
-                    delay = self._refused(exc)
-                    up = False
-                elif up is not False:
-                    log.warning("coordinator %s unreachable (%s); working from the last assignment, retrying",
-                                self.target, code.name if code else exc)
-                    up = False
-            if up is True:
-                up = None  # the stream ended cleanly (coordinator shut down): say so once on failure
+                delay = self._connect(backoff)
+            except Exception as exc:  # a bug, an unreadable file: say it once while it repeats, start over
+                if repr(exc) != failure:
+                    failure = repr(exc)
+                    log.error("session with coordinator %s failed: %s; restarting it", self.target, exc,
+                              exc_info=not isinstance(exc, OSError))
+                if self._up is True:
+                    self._up = None  # say it when the stream is back
+            else:
+                failure = ""
             self._stop.wait(delay or backoff.next())
-        if channel is not None:
-            channel.close()
+        if self._channel is not None:
+            self._channel.close()
+
+    def _connect(self, backoff: Backoff) -> float | None:
+        """One stream, until it ends; the delay before the next, if not the backoff's."""
+        credential = self._credential()
+        if self._channel is None or credential != self._token:
+            if self._channel is not None:
+                self._channel.close()
+            self._token = credential
+            self._channel = rpc.make_channel(self.target, dataclasses.replace(self.auth, token=credential))
+        try:
+            for _ in self._stream(node_pb2_grpc.NodeServiceStub(self._channel)):
+                if self._up is not True:
+                    log.info("%s coordinator %s", "reconnected to" if self._connected_once else "connected to",
+                             self.target)
+                    self._up, self._connected_once = True, True
+                    backoff.reset()
+        except grpc.RpcError as exc:
+            if self._stop.is_set():
+                return None
+            code = exc.code() if hasattr(exc, "code") else None
+            if code in REFUSED:
+                self._up = False
+                return self._refused(exc)
+            if self._up is not False:
+                log.warning("coordinator %s unreachable (%s); working from the last assignment, retrying",
+                            self.target, code.name if code else exc)
+                self._up = False
+        if self._up is True:
+            self._up = None  # the stream ended cleanly (coordinator shut down): say so once on failure
+        return None
 
     def _credential(self) -> str | None:
         """The node's credential; joins first when it has none and a join token."""
@@ -139,16 +159,23 @@ class CoordinatorSession:
             version=octobot.__version__, tasks=tasks.names(), applied_generation=self.agent.generation,
             pid=os.getpid())))
         done = threading.Event()
+        failed: list[Exception] = []
 
         def requests() -> Iterator[node_pb2.NodeMessage]:
             while (msg := outbox.get()) is not None:
                 yield msg
 
         def report() -> None:
-            while not done.wait(self.stats.interval):
-                outbox.put(node_pb2.NodeMessage(heartbeat=self.agent.heartbeat()))
-                for stats in self.stats.drain():
-                    outbox.put(node_pb2.NodeMessage(stats=stats))
+            try:
+                while not done.wait(self.stats.interval):
+                    outbox.put(node_pb2.NodeMessage(heartbeat=self.agent.heartbeat()))
+                    for stats in self.stats.drain():
+                        outbox.put(node_pb2.NodeMessage(stats=stats))
+                    if self.state is not None:
+                        self.state.retry()  # a write the state dir refused (read-only, full)
+            except Exception as exc:  # without heartbeats the node would be DOWN: end the stream, run() restarts it
+                failed.append(exc)
+                call.cancel()
 
         call = stub.Connect(requests())
         self._call = call
@@ -162,6 +189,10 @@ class CoordinatorSession:
                     # Report the new state at once rather than on the next tick.
                     outbox.put(node_pb2.NodeMessage(heartbeat=self.agent.heartbeat()))
                 yield None
+        except grpc.RpcError:
+            if failed:
+                raise failed[0] from None
+            raise
         finally:
             done.set()
             outbox.put(None)

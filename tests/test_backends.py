@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import uuid
@@ -10,11 +11,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import greenstalk
+import pika
 import pytest
 import redis
 
 import octobot
 from octobot.backends import Backend, BrokerUnavailable, Delivery, open_backend
+from octobot.backends.base import UNREADABLE
 from octobot.backends.sqlite import SqliteBackend
 from octobot.envelope import Envelope
 
@@ -178,6 +182,44 @@ def test_dead_letters(broker: Broker) -> None:
     assert q.dead_list() == []
     with pytest.raises(ValueError):
         q.dead_retry(["not-an-id"])
+
+
+def _foreign_dead(broker: Broker, record: bytes) -> None:
+    """A record another client put where the queue's dead letters live."""
+    if broker.kind == "redis":
+        redis.Redis.from_url(broker.url).xadd(f"octobot:{broker.queue}:dead", {"record": record})
+        redis.Redis.from_url(broker.url).xadd(f"octobot:{broker.queue}:dead", {"someone": "else"})
+    elif broker.kind == "sqlite":
+        with sqlite3.connect(broker.url.removeprefix("sqlite:///")) as db:
+            db.execute("INSERT INTO dead (queue, record, at) VALUES (?, ?, 0)", (broker.queue, record))
+            db.execute("INSERT INTO dead (queue, record, at) VALUES (?, NULL, 0)", (broker.queue,))
+    elif broker.kind == "amqp":
+        with pika.BlockingConnection(pika.URLParameters(broker.url)) as conn:
+            conn.channel().basic_publish("", f"{broker.queue}.dead", record)
+    else:
+        host, port = broker.url.removeprefix("beanstalk://").split(":")
+        with greenstalk.Client((host, int(port)), use=f"{broker.queue}.dead", watch=f"{broker.queue}.dead") as c:
+            c.put(record)
+            c.bury(c.reserve(timeout=5))
+
+
+def test_records_that_are_not_ours_are_listed_unreadable_and_never_retried(broker: Broker) -> None:
+    """One foreign record used to break listing and retrying every dead letter
+    of the queue (redis: KeyError; sqlite and beanstalk: an invalid argument)."""
+    q = broker.open()
+    q.publish([b"ours"])
+    [ours] = q.fetch(1, 1.0)
+    q.dead_letter(ours, "boom")
+    _foreign_dead(broker, b"not a dead letter at all")
+    listed = q.dead_list()
+    foreign = [d for d in listed if not d.readable]
+    assert [d.body for d in listed if d.readable] == [b"ours"]
+    assert foreign and {d.reason for d in foreign} == {UNREADABLE}
+    assert b"not a dead letter at all" in {d.body for d in foreign}
+    assert q.dead_retry() == 1
+    assert bodies(fetch_all(q)) == [b"ours"]
+    assert sorted(d.body for d in q.dead_list()) == sorted(d.body for d in foreign)  # kept, untouched
+    assert q.dead_retry([d.id for d in foreign if d.id]) == 0
 
 
 def test_depth_and_purge(broker: Broker) -> None:

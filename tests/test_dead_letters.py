@@ -7,14 +7,16 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 import redis
 
 import octobot
-from brokers import BACKENDS, cleanup, queue_url
+from brokers import BACKENDS, REDIS_URL, cleanup, queue_url
 from cluster import octoctl, octoctl_json, wait_until
 from conftest import Processes
 from octobot.backends import open_backend
+from octobot.v1 import admin_pb2, admin_pb2_grpc
 
 
 @pytest.fixture(params=BACKENDS)
@@ -55,7 +57,8 @@ def test_poison_and_failures_are_dead_lettered_and_replayed(procs: Processes, tm
     assert set(reasons) == {"not JSON", "unknown task 'nobody.registered.this'",
                             f"message is {len(oversized)} bytes, over the 2000-byte limit",
                             "failed after 2 attempt(s)", "failed after 1 attempt(s)"}, reasons.keys()
-    assert len(reasons[f"message is {len(oversized)} bytes, over the 2000-byte limit"]["body"]) == len(oversized)
+    oversized_letter = reasons[f"message is {len(oversized)} bytes, over the 2000-byte limit"]
+    assert int(oversized_letter["body_size"]) == len(oversized)  # listed cut to 64 KiB, its size said
     assert int(redis_client.get(f"{key}:attempts")) == 1
     flaky = reasons["failed after 2 attempt(s)"]
     assert "RuntimeError: run 2 fails on purpose" in flaky["error"] and "Traceback" in flaky["error"]
@@ -89,3 +92,31 @@ def test_dead_letter_cli_errors(procs: Processes, tmp_path: Path, key: str) -> N
     bad = octoctl(coord.target, "dead", "retry", key, "not-an-id", check=False)
     assert bad.returncode == 1 and "not-an-id" in bad.stderr
     assert octoctl(coord.target, "dead", "retry", key, "--all").stdout.strip() == f"retried 0 dead letters on {key}"
+
+
+def test_a_huge_dead_letter_is_listed_cut_and_in_pages(procs: Processes, tmp_path: Path, key: str) -> None:
+    """A 50 MB dead letter made `dead list` fail (RESOURCE_EXHAUSTED: gRPC's
+    64 MB limit) for the whole queue."""
+    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+    octoctl(coord.target, "queue", "add", key, "--backend", "redis", "--url", REDIS_URL)
+    backend = open_backend("redis", key, REDIS_URL)
+    try:
+        huge = b'{"task": "t", "args": ["' + b"x" * (50 << 20) + b'"]}'
+        backend.publish([huge, b"small-1", b"small-2"])
+        for delivery in backend.fetch(3, 5.0):
+            backend.dead_letter(delivery, "too much")
+        with grpc.insecure_channel(coord.target) as channel:
+            admin = admin_pb2_grpc.AdminServiceStub(channel)
+            first = admin.ListDeadLetters(admin_pb2.ListDeadLettersRequest(queue=key, limit=2), timeout=30)
+            assert [len(d.body) for d in first.letters] == [64 << 10, 7]
+            assert [d.body_size for d in first.letters] == [len(huge), 7]
+            rest = admin.ListDeadLetters(admin_pb2.ListDeadLettersRequest(
+                queue=key, limit=2, page_token=first.next_page_token), timeout=30)
+            assert [d.body for d in rest.letters] == [b"small-2"] and rest.next_page_token == ""
+        shown = octoctl_json(coord.target, "dead", "list", key)
+        assert [d["body_size"] for d in shown] == [str(len(huge)), "7", "7"]
+        assert f"({len(huge):,} bytes)" in octoctl(coord.target, "dead", "list", key).stdout
+    finally:
+        backend.dead_purge()
+        backend.close()
+        cleanup("redis", REDIS_URL, key)

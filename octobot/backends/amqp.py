@@ -125,13 +125,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _letter(properties: BasicProperties, body: bytes) -> DeadLetter:
-    dead_id = properties.message_id or ""
-    try:
-        return decode_dead(dead_id, body)
-    except (ValueError, KeyError, TypeError):
-        # Not one of ours (e.g. dead-lettered into q.dead by a broker policy): show it as it came.
-        return DeadLetter(id=dead_id, body=body, reason="not an Octobot dead letter", error="",
-                          failed_at=float(properties.timestamp or 0))
+    # One not of ours (e.g. dead-lettered into q.dead by a broker policy) is shown as it came.
+    return decode_dead(properties.message_id or "", body, float(properties.timestamp or 0))
 
 
 class _LinkDown(Exception):
@@ -681,7 +676,8 @@ class AmqpBackend(Backend):
 
         def revive(link: _Publisher) -> int:
             with self._borrowed_dead(link, None) as (channel, letters):
-                chosen = [(tag, letter) for tag, letter in letters if wanted is None or letter.id in wanted]
+                chosen = [(tag, letter) for tag, letter in letters
+                          if letter.readable and (wanted is None or letter.id in wanted)]
                 if chosen:
                     # Republish first, then ack: a crash in between makes a duplicate, never a loss.
                     link.publish_now(self.queue, [letter.revived() for _, letter in chosen])

@@ -52,6 +52,9 @@ class DeadLetter:
     reason: str
     error: str
     failed_at: float
+    # False for a record Octobot did not write (another client's, a broker
+    # policy's): listed as it is, never retried.
+    readable: bool = True
 
     def revived(self) -> bytes:
         """The body to publish again on an operator's retry: a valid envelope
@@ -80,12 +83,21 @@ def encode_dead(body: bytes, reason: str, error: str) -> bytes:
                        "failed_at": time.time()}).encode()
 
 
-def decode_dead(dead_id: str, record: bytes) -> DeadLetter:
-    data = json.loads(record)
-    body = data["body"]
-    raw = base64.b64decode(body[7:]) if body.startswith("base64:") else body.encode()
-    return DeadLetter(id=dead_id, body=raw, reason=data["reason"], error=data.get("error", ""),
-                      failed_at=data.get("failed_at", 0.0))
+UNREADABLE = "unreadable: not a dead letter Octobot wrote (shown as it is, never retried)"
+
+
+def decode_dead(dead_id: str, record: bytes, failed_at: float = 0.0) -> DeadLetter:
+    """A stored dead letter; a record that is not one of ours comes back
+    unreadable, with the record as its body, so one such record cannot
+    break the listing or retrying of every other."""
+    try:
+        data = json.loads(record)
+        body = data["body"]
+        raw = base64.b64decode(body[7:], validate=True) if body.startswith("base64:") else body.encode()
+        return DeadLetter(id=dead_id, body=raw, reason=str(data["reason"]), error=str(data.get("error", "")),
+                          failed_at=float(data.get("failed_at", 0.0)))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return DeadLetter(id=dead_id, body=record, reason=UNREADABLE, error="", failed_at=failed_at, readable=False)
 
 
 class Backend(ABC):
@@ -178,8 +190,9 @@ class Backend(ABC):
 
     # -- dead letters -----------------------------------------------------
 
-    def dead_list(self, limit: int = 100) -> list[DeadLetter]:
-        return self._dead_list(limit)
+    def dead_list(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        """Dead letters, oldest first: ``limit`` of them after the first ``offset``."""
+        return self._dead_list(offset + limit)[offset:]
 
     def dead_retry(self, ids: Sequence[str] | None = None) -> int:
         """Publish dead letters again (all when ``ids`` is None); return how many."""

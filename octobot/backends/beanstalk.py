@@ -520,7 +520,13 @@ class BeanstalkBackend(Backend):
 
     def _dead_retry(self, ids: Sequence[str] | None) -> int:
         if ids is None:
-            return self._each_dead(self._revive)
+            revived = 0
+
+            def revive(batch: list[Delivery]) -> None:
+                nonlocal revived
+                revived += self._revive(batch)
+            self._each_dead(revive)
+            return revived
         jobs = _job_ids(ids)
         with self._admin_lock:
             # reserve-job takes a job of any tube: check that each is a dead letter of this queue.
@@ -528,16 +534,24 @@ class BeanstalkBackend(Backend):
             mine = [job for job, s in zip(jobs, stats)
                     if s.get("tube") == self.queue + ".dead" and s.get("state") in ("buried", "ready")]
             batch = self._admin.reserve([b"reserve-job %d" % job for job in mine]) if mine else []
-            if batch:
-                self._revive(batch)
-            return len(batch)
+            return self._revive(batch) if batch else 0
 
-    def _revive(self, batch: list[Delivery]) -> None:
-        """Put reserved dead letters back on the queue, then delete them (a crash in between duplicates)."""
-        puts = [_put(decode_dead(str(d.receipt.job), d.body).revived(), self._ttr) for d in batch]
+    def _revive(self, batch: list[Delivery]) -> int:
+        """Put reserved dead letters back on the queue, then delete them (a crash in
+        between duplicates); records that are not ours are buried again, untouched."""
+        letters = [(d, decode_dead(str(d.receipt.job), d.body)) for d in batch]
+        foreign = [d for d, letter in letters if not letter.readable]
+        if foreign:
+            replies = self._admin.send([b"bury %d %d" % (d.receipt.job, PRIORITY) for d in foreign])
+            self._expect(replies, b"BURIED", "bury")
+        ours = [(d, letter) for d, letter in letters if letter.readable]
+        if not ours:
+            return 0
+        puts = [_put(letter.revived(), self._ttr) for _, letter in ours]
         replies = self._admin.send([b"use " + self._tube, *puts, b"use " + self._dead_tube])
         self._expect(replies[1:-1], b"INSERTED", "put")
-        self._expect(self._admin.send([b"delete %d" % d.receipt.job for d in batch]), b"DELETED", "delete")
+        self._expect(self._admin.send([b"delete %d" % d.receipt.job for d, _ in ours]), b"DELETED", "delete")
+        return len(ours)
 
     def _dead_purge(self) -> int:
         def delete(batch: list[Delivery]) -> None:

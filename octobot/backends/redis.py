@@ -97,6 +97,12 @@ def _body(fields: dict[bytes, bytes]) -> bytes:
     return json.dumps({k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}).encode()
 
 
+def _dead(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
+    # An entry another client added has no "record": all its fields are shown.
+    record = fields.get(b"record")
+    return decode_dead(entry_id.decode(), _body(fields) if record is None else record)
+
+
 class RedisBackend(Backend):
     """A queue stored in a Redis Stream, consumed at least once through a consumer group."""
 
@@ -308,7 +314,7 @@ class RedisBackend(Backend):
     @_translating
     def _dead_list(self, limit: int) -> list[DeadLetter]:
         entries = self._client.xrange(self._dead_key, count=limit)
-        return [decode_dead(entry_id.decode(), fields[b"record"]) for entry_id, fields in entries]
+        return [_dead(entry_id, fields) for entry_id, fields in entries]
 
     @_translating
     def _dead_retry(self, ids: Sequence[str] | None) -> int:
@@ -328,9 +334,10 @@ class RedisBackend(Backend):
         newest = self._client.xrevrange(self._dead_key, count=1)
         if not newest:
             return 0
-        moved = 0
-        while page := self._client.xrange(self._dead_key, max=newest[0][0], count=500):
+        moved, start = 0, b"-"
+        while page := self._client.xrange(self._dead_key, min=start, max=newest[0][0], count=500):
             moved += self._republish(page)
+            start = b"(" + page[-1][0]  # after the page: records not ours stay where they are
         return moved
 
     def _republish(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
@@ -338,8 +345,10 @@ class RedisBackend(Backend):
             return 0
         args: list[bytes] = []
         for entry_id, fields in entries:
-            args += [entry_id, decode_dead(entry_id.decode(), fields[b"record"]).revived()]
-        return int(self._resurrect(keys=[self._dead_key, self._key], args=args))
+            letter = _dead(entry_id, fields)
+            if letter.readable:
+                args += [entry_id, letter.revived()]
+        return int(self._resurrect(keys=[self._dead_key, self._key], args=args)) if args else 0
 
     @_translating
     def _dead_purge(self) -> int:

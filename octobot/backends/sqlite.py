@@ -61,9 +61,12 @@ def _path(url: str) -> str:
     return os.path.expanduser(path)
 
 
-def _blob(value: bytes | str) -> bytes:
-    # Rows inserted as TEXT (e.g. from the sqlite3 shell) come back as str.
-    return value.encode() if isinstance(value, str) else value
+def _blob(value: object) -> bytes:
+    # Rows inserted as TEXT (e.g. from the sqlite3 shell) come back as str;
+    # rows another program wrote may hold anything.
+    if isinstance(value, bytes):
+        return value
+    return b"" if value is None else str(value).encode()
 
 
 class SqliteBackend(Backend):
@@ -210,10 +213,11 @@ class SqliteBackend(Backend):
                 rows = [row for dead_id in wanted for row in db.execute(
                     "SELECT id, record FROM dead WHERE queue = ? AND id = ?", (self.queue, dead_id))]
             now = time.time()
+            letters = [letter for i, rec in rows if (letter := decode_dead(str(i), _blob(rec))).readable]
             db.executemany("INSERT INTO messages (queue, body, available_at) VALUES (?, ?, ?)",
-                           [(self.queue, decode_dead(str(i), _blob(rec)).revived(), now) for i, rec in rows])
-            db.executemany("DELETE FROM dead WHERE id = ?", [(i,) for i, _ in rows])
-        return len(rows)
+                           [(self.queue, letter.revived(), now) for letter in letters])
+            db.executemany("DELETE FROM dead WHERE id = ?", [(int(letter.id),) for letter in letters])
+        return len(letters)
 
     def _dead_purge(self) -> int:
         with self._transaction() as db:
