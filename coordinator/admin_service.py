@@ -7,17 +7,16 @@ import os
 
 import grpc
 
-from octobot import backends
-from octobot.backends import Backend
 from octobot import queue_specs
 from octobot.coordinator import limits
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.auth import ADMIN
+from octobot.coordinator.brokers import Brokers
 from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.planner import runs_on
 from octobot.coordinator.store import FailedPrecondition, NodeRecord
 from octobot.envelope import BadMessage, Envelope
-from octobot.secrets import has_references, redact_spec, redact_url, refuse_redacted, remember_url
+from octobot.secrets import redact_spec, redact_url, refuse_redacted
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 
 Ctx = grpc.aio.ServicerContext
@@ -34,11 +33,9 @@ MAX_OFFSET = 1_000_000
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, app: Coordinator, sqlite_queue_dir: str | None = None) -> None:
         self.app = app
-        self._sqlite_dir = None if sqlite_queue_dir is None else os.path.realpath(sqlite_queue_dir)
         url = app.store.engine.url
-        self._store_file = os.path.realpath(url.database) if url.get_backend_name() == "sqlite" and url.database else ""
-        # Broker connections by queue; reopened when the queue's broker changes.
-        self._brokers: dict[str, tuple[tuple[str, str, tuple[tuple[str, str], ...]], Backend]] = {}
+        store_file = os.path.realpath(url.database) if url.get_backend_name() == "sqlite" and url.database else ""
+        self.brokers = Brokers(sqlite_queue_dir, store_file)
 
     # -- queues -----------------------------------------------------------
 
@@ -181,44 +178,13 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 envelopes.append(Envelope.parse(body, spec.max_message_bytes).completed())
             except BadMessage as exc:
                 raise ValueError(f"message {i + 1}: {exc.reason}") from None
-        await asyncio.to_thread(self._broker(spec).publish, [e.encode() for e in envelopes])
+        bodies = [e.encode() for e in envelopes]
+        await self.brokers.call(spec, lambda broker: broker.publish(bodies))
         return admin_pb2.EnqueueResponse(ids=[e.id for e in envelopes])
-
-    def _broker(self, spec: queue_pb2.QueueSpec) -> Backend:
-        """The coordinator's own connection to a queue's broker (enqueue, dead letters)."""
-        if has_references(spec.url):
-            # Secrets are resolved on nodes only, never here.
-            raise FailedPrecondition(f"queue {spec.name!r}: its URL references secrets that only nodes resolve, so the "
-                                     "coordinator cannot reach its broker; use a producer or the broker where the "
-                                     "secret is available")
-        if spec.backend == "sqlite":
-            self._check_sqlite(spec)
-        remember_url(spec.url)  # its password, redacted from whatever the broker's errors say
-        where = (spec.backend, spec.url, tuple(sorted(spec.options.items())))
-        cached = self._brokers.get(spec.name)
-        if cached is None or cached[0] != where:
-            if cached is not None:
-                cached[1].close()
-            cached = (where, backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options)))
-            self._brokers[spec.name] = cached
-        return cached[1]
 
     async def _close_brokers_of_deleted(self) -> None:
         """Connections (and SQLite files) of queues that no longer exist are closed, not kept for ever."""
-        existing = {spec.name for spec in await self.app.db(self.app.store.list_queues)}
-        for name in [n for n in self._brokers if n not in existing]:
-            _, broker = self._brokers.pop(name)
-            await asyncio.to_thread(broker.close)
-
-    def _check_sqlite(self, spec: queue_pb2.QueueSpec) -> None:
-        """A sqlite URL names a file on this machine: the coordinator opens or
-        makes one only in the directory the operator allowed, and never its own store."""
-        where = "" if self._sqlite_dir is None else f" {self._sqlite_dir}"
-        path = os.path.realpath(spec.url.removeprefix("sqlite:///"))
-        if self._sqlite_dir is None or os.path.dirname(path) != self._sqlite_dir or path == self._store_file \
-                or os.path.isdir(path):
-            raise FailedPrecondition(f"queue {spec.name!r}: the coordinator opens SQLite queue files only in "
-                                     f"--sqlite-queue-dir{where}, and never its own store")
+        await self.brokers.forget(await self.app.db(self.app.store.list_queues))
 
     # -- dead letters -----------------------------------------------------
 
@@ -228,7 +194,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         limit = _limit(request.limit)
         offset = _page(request.page_token)
         spec = await self._queue(request.queue)
-        letters = await asyncio.to_thread(self._broker(spec).dead_list, limit, offset)
+        letters = await self.brokers.call(spec, lambda broker: broker.dead_list(limit, offset))
         response = admin_pb2.ListDeadLettersResponse()
         size = 0
         for d in letters:
@@ -254,7 +220,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         for letter in request.ids:
             limits.check_text(letter, "dead letter id", limits.MAX_ID)
         ids = None if request.all else list(request.ids)
-        retried = await asyncio.to_thread(self._broker(spec).dead_retry, ids)
+        retried = await self.brokers.call(spec, lambda broker: broker.dead_retry(ids))
         await self.app.db(self.app.store.record, self.app.auth.actor(context), "dead.retry", spec.name,
                           {"ids": ids or "all", "retried": retried})
         return admin_pb2.RetryDeadLettersResponse(retried=retried)
@@ -263,7 +229,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def PurgeDeadLetters(self, request: admin_pb2.PurgeDeadLettersRequest,
                                context: Ctx) -> admin_pb2.PurgeDeadLettersResponse:
         spec = await self._queue(request.queue)
-        purged = await asyncio.to_thread(self._broker(spec).dead_purge)
+        purged = await self.brokers.call(spec, lambda broker: broker.dead_purge())
         await self.app.db(self.app.store.record, self.app.auth.actor(context), "dead.purge", spec.name, {"purged": purged})
         return admin_pb2.PurgeDeadLettersResponse(purged=purged)
 
@@ -272,8 +238,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         return admin_pb2.ListAuditResponse(entries=await self.app.db(self.app.store.list_audit, _limit(request.limit)))
 
     def close(self) -> None:
-        for _, broker in self._brokers.values():
-            broker.close()
+        self.brokers.close()
 
 
 def _redacted(changes: list[admin_pb2.QueueChange]) -> list[admin_pb2.QueueChange]:

@@ -23,6 +23,7 @@ import pytest
 
 from octobot.backends import Backend, BrokerUnavailable, Delivery, amqp
 from octobot.backends.amqp import AmqpBackend, delay_bucket, queue_arguments
+from octobot.backends.base import UNREADABLE
 
 R = TypeVar("R")
 
@@ -321,7 +322,7 @@ def test_foreign_dead_letters_are_listed_and_retried(rabbit: Rabbit) -> None:
     q.depth()  # declares the queues
     rabbit.channel.basic_publish("", f"{rabbit.queue}.dead", b'{"task": "x"}')  # e.g. from a broker DLX policy
     [dead] = q.dead_list()
-    assert (dead.body, dead.reason) == (b'{"task": "x"}', "not an Octobot dead letter")
+    assert (dead.body, dead.reason, dead.readable) == (b'{"task": "x"}', UNREADABLE, False)
     assert q.dead_retry() == 1
     [d] = q.fetch(10, 1.0)
     assert json.loads(d.body)["task"] == "x"

@@ -203,9 +203,10 @@ def _foreign_dead(broker: Broker, record: bytes) -> None:
             c.bury(c.reserve(timeout=5))
 
 
-def test_records_that_are_not_ours_are_listed_unreadable_and_never_retried(broker: Broker) -> None:
+def test_records_that_are_not_ours_are_listed_unreadable_and_kept(broker: Broker) -> None:
     """One foreign record used to break listing and retrying every dead letter
-    of the queue (redis: KeyError; sqlite and beanstalk: an invalid argument)."""
+    of the queue (redis: KeyError; sqlite and beanstalk: an invalid argument).
+    Not being a task message either, it is never retried."""
     q = broker.open()
     q.publish([b"ours"])
     [ours] = q.fetch(1, 1.0)

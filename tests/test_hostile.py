@@ -3,15 +3,19 @@ and what it stores: only what an admin allowed (a real coordinator)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from brokers import REDIS_URL, cleanup
 from cluster import Coordinator, Process, octoctl, wait_until
 from conftest import Processes
 from octobot.backends.sqlite import SqliteBackend
@@ -100,3 +104,40 @@ def test_deleted_queues_leave_no_open_files(procs: Processes, tmp_path: Path, ke
             admin.Enqueue(admin_pb2.EnqueueRequest(queue=name, messages=[b'{"task": "t"}']), timeout=10)
             admin.DeleteQueue(admin_pb2.DeleteQueueRequest(name=name), timeout=10)
         assert descriptors() < before + 20
+
+
+def test_a_silent_broker_holds_up_only_its_own_calls(procs: Processes, tmp_path: Path, key: str) -> None:
+    """Eight Enqueue calls to a broker that accepts connections and never
+    answers made an Enqueue to a healthy Redis wait 39 s (they took every
+    thread the coordinator had for broker calls), and took 40-80 s themselves."""
+    hole = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def swallow() -> None:
+        """Accept every connection and never answer."""
+        with contextlib.suppress(OSError):  # the hole closed
+            while True:
+                held.append(hole.accept()[0])
+    threading.Thread(target=swallow, daemon=True).start()
+    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+    silent, healthy = f"{key}-silent", key
+    octoctl(coord.target, "queue", "add", silent, "--backend", "redis",
+            "--url", f"redis://127.0.0.1:{hole.getsockname()[1]}/0")
+    octoctl(coord.target, "queue", "add", healthy, "--backend", "redis", "--url", REDIS_URL)
+    message = [b'{"task": "t"}']
+    with grpc.insecure_channel(coord.target) as channel, ThreadPoolExecutor(8) as pool:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        stuck = [pool.submit(admin.Enqueue, admin_pb2.EnqueueRequest(queue=silent, messages=message), timeout=120)
+                 for _ in range(8)]
+        wait_until(lambda: held, timeout=10, what="the calls to reach the silent broker")
+        admin.Enqueue(admin_pb2.EnqueueRequest(queue=healthy, messages=message), timeout=10)
+        assert not any(f.done() for f in stuck), "the healthy broker's call waited for the silent one's"
+        for f in stuck:
+            try:
+                f.result()
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+            else:
+                raise AssertionError("an Enqueue to a silent broker succeeded")
+    hole.close()
+    cleanup("redis", REDIS_URL, healthy)

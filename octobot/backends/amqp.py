@@ -677,7 +677,7 @@ class AmqpBackend(Backend):
         def revive(link: _Publisher) -> int:
             with self._borrowed_dead(link, None) as (channel, letters):
                 chosen = [(tag, letter) for tag, letter in letters
-                          if letter.readable and (wanted is None or letter.id in wanted)]
+                          if letter.retriable and (wanted is None or letter.id in wanted)]
                 if chosen:
                     # Republish first, then ack: a crash in between makes a duplicate, never a loss.
                     link.publish_now(self.queue, [letter.revived() for _, letter in chosen])

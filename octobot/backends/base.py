@@ -53,8 +53,18 @@ class DeadLetter:
     error: str
     failed_at: float
     # False for a record Octobot did not write (another client's, a broker
-    # policy's): listed as it is, never retried.
+    # policy's): listed as it is, and retried only if it is a task message.
     readable: bool = True
+
+    @property
+    def retriable(self) -> bool:
+        if self.readable:
+            return True
+        try:
+            Envelope.parse(self.body, max_bytes=0)
+        except BadMessage:
+            return False
+        return True
 
     def revived(self) -> bytes:
         """The body to publish again on an operator's retry: a valid envelope
@@ -83,7 +93,7 @@ def encode_dead(body: bytes, reason: str, error: str) -> bytes:
                        "failed_at": time.time()}).encode()
 
 
-UNREADABLE = "unreadable: not a dead letter Octobot wrote (shown as it is, never retried)"
+UNREADABLE = "unreadable: not a dead letter Octobot wrote (shown as it is; retried only if it is a task message)"
 
 
 def decode_dead(dead_id: str, record: bytes, failed_at: float = 0.0) -> DeadLetter:

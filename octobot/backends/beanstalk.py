@@ -538,20 +538,20 @@ class BeanstalkBackend(Backend):
 
     def _revive(self, batch: list[Delivery]) -> int:
         """Put reserved dead letters back on the queue, then delete them (a crash in
-        between duplicates); records that are not ours are buried again, untouched."""
+        between duplicates); records no task can come from are buried again, untouched."""
         letters = [(d, decode_dead(str(d.receipt.job), d.body)) for d in batch]
-        foreign = [d for d, letter in letters if not letter.readable]
-        if foreign:
-            replies = self._admin.send([b"bury %d %d" % (d.receipt.job, PRIORITY) for d in foreign])
+        kept = [d for d, letter in letters if not letter.retriable]
+        if kept:
+            replies = self._admin.send([b"bury %d %d" % (d.receipt.job, PRIORITY) for d in kept])
             self._expect(replies, b"BURIED", "bury")
-        ours = [(d, letter) for d, letter in letters if letter.readable]
-        if not ours:
+        revived = [(d, letter) for d, letter in letters if letter.retriable]
+        if not revived:
             return 0
-        puts = [_put(letter.revived(), self._ttr) for _, letter in ours]
+        puts = [_put(letter.revived(), self._ttr) for _, letter in revived]
         replies = self._admin.send([b"use " + self._tube, *puts, b"use " + self._dead_tube])
         self._expect(replies[1:-1], b"INSERTED", "put")
-        self._expect(self._admin.send([b"delete %d" % d.receipt.job for d, _ in ours]), b"DELETED", "delete")
-        return len(ours)
+        self._expect(self._admin.send([b"delete %d" % d.receipt.job for d, _ in revived]), b"DELETED", "delete")
+        return len(revived)
 
     def _dead_purge(self) -> int:
         def delete(batch: list[Delivery]) -> None:

@@ -346,7 +346,7 @@ class RedisBackend(Backend):
         args: list[bytes] = []
         for entry_id, fields in entries:
             letter = _dead(entry_id, fields)
-            if letter.readable:
+            if letter.retriable:
                 args += [entry_id, letter.revived()]
         return int(self._resurrect(keys=[self._dead_key, self._key], args=args)) if args else 0
 

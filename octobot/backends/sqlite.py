@@ -213,7 +213,7 @@ class SqliteBackend(Backend):
                 rows = [row for dead_id in wanted for row in db.execute(
                     "SELECT id, record FROM dead WHERE queue = ? AND id = ?", (self.queue, dead_id))]
             now = time.time()
-            letters = [letter for i, rec in rows if (letter := decode_dead(str(i), _blob(rec))).readable]
+            letters = [letter for i, rec in rows if (letter := decode_dead(str(i), _blob(rec))).retriable]
             db.executemany("INSERT INTO messages (queue, body, available_at) VALUES (?, ?, ?)",
                            [(self.queue, letter.revived(), now) for letter in letters])
             db.executemany("DELETE FROM dead WHERE id = ?", [(int(letter.id),) for letter in letters])
