@@ -189,6 +189,20 @@ def test_a_dead_letter_too_big_for_beanstalkd_stays_buried_in_the_queue(
         assert client.stats_tube("big")["current-jobs-buried"] == 1
 
 
+def test_a_dead_letter_with_a_long_traceback_loses_the_traceback_not_the_letter(
+        opener: Opener, own_beanstalkd: Callable[..., Beanstalkd]) -> None:
+    """A record over max-job-size used to be buried in the queue's own tube,
+    where `dead list` cannot see it, whatever made it big."""
+    server = own_beanstalkd("-z", "4000")
+    q = opener("long", server.url)
+    q.publish([b'{"task": "t"}'])
+    [d] = q.fetch(1, 1.0)
+    q.dead_letter(d, "failed after 1 attempt(s): " + "r" * 5000, "Traceback ...\n" + "t" * 5000)
+    [letter] = q.dead_list()
+    assert letter.body == b'{"task": "t"}' and len(letter.reason) == 1000
+    assert "traceback left out" in letter.error
+
+
 def test_a_job_not_touched_within_its_ttr_goes_to_another_connection(queue: str, opener: Opener) -> None:
     slow, other = opener(queue, connections=1, visibility_timeout=2), opener(queue, visibility_timeout=2)
     slow.publish([b"job"])

@@ -25,8 +25,9 @@ from octobot import rpc
 from octobot.v1 import stats_pb2, stats_pb2_grpc
 
 FAST, SLOW = 0.05, 0.1
-# The histogram's relative error, and what a sleep may overshoot by on a busy machine.
-ACCURACY, JITTER = 0.01, 0.008
+# The histogram's relative error, and what a sleep may overshoot by on a busy machine (9 ms seen with the
+# whole suite on two cores).
+ACCURACY, JITTER = 0.01, 0.015
 
 
 def within(value: float, seconds: float) -> bool:

@@ -53,7 +53,7 @@ from urllib.parse import urlsplit
 
 import greenstalk
 
-from octobot.backends.base import Backend, BrokerUnavailable, DeadLetter, Delivery, decode_dead
+from octobot.backends.base import Backend, BrokerUnavailable, DeadLetter, Delivery, decode_dead, encode_dead
 
 log = logging.getLogger("octobot.backends.beanstalk")
 
@@ -252,6 +252,18 @@ def _connections(options: Mapping[str, str]) -> int:
     return count
 
 
+# Characters of a reason kept when a record must shrink to fit max-job-size.
+SHRUNK_REASON = 1000
+
+
+def _smaller(record: bytes) -> bytes:
+    """A dead-letter record cut to fit beanstalkd's max-job-size (64 KiB by
+    default): the traceback left out, the reason cut; the body kept whole."""
+    letter = decode_dead("", record)
+    return encode_dead(letter.body, letter.reason[:SHRUNK_REASON],
+                       "(traceback left out: the dead letter was too big for beanstalkd's max-job-size)")
+
+
 def _put(body: bytes, ttr: int, delay: int = 0) -> bytes:
     return b"put %d %d %d %d\r\n%b" % (PRIORITY, delay, ttr, len(body), body)
 
@@ -430,18 +442,23 @@ class BeanstalkBackend(Backend):
     def _dead_letter(self, delivery: Delivery, record: bytes) -> None:
         receipt = delivery.receipt
         slot = self._slots[receipt.slot]
-        # Put the record in <q>.dead through the owner's socket, which then uses <q> again.
-        replies = slot.send_owned(receipt.generation, [b"use " + self._dead_tube, _put(record, DEAD_TTR),
-                                                       b"use " + self._tube])
-        if replies is None:
-            log.debug("dead letter of job %d on %s skipped: its connection was lost, beanstalkd released it",
-                      receipt.job, self.queue)
-            return
-        self._expect([replies[0], replies[2]], b"USING", "use")
-        put = replies[1]
+        put = None
+        for attempt in (record, _smaller(record)):
+            # Put the record in <q>.dead through the owner's socket, which then uses <q> again.
+            replies = slot.send_owned(receipt.generation, [b"use " + self._dead_tube, _put(attempt, DEAD_TTR),
+                                                           b"use " + self._tube])
+            if replies is None:
+                log.debug("dead letter of job %d on %s skipped: its connection was lost, beanstalkd released it",
+                          receipt.job, self.queue)
+                return
+            self._expect([replies[0], replies[2]], b"USING", "use")
+            put = replies[1]
+            if put.status != b"JOB_TOO_BIG":
+                break
+        assert put is not None
         if put.status == b"JOB_TOO_BIG":
-            # The record (escaped body plus error) can outgrow max-job-size.
-            # Bury the original where it is, so it stops coming back.
+            # Even without its traceback, the record (the escaped body) outgrows
+            # max-job-size: bury the original where it is, so it stops coming back.
             log.warning("dead letter of job %d on %s is too big for beanstalkd; buried it in tube %s instead: %s",
                         receipt.job, self.queue, self.queue, decode_dead("", record).reason)
             self._settle([delivery], b"bury %%d %d" % PRIORITY, b"BURIED", "bury")
