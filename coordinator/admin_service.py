@@ -26,15 +26,15 @@ Ctx = grpc.aio.ServicerContext
 MAX_LISTED_BODY = 64 << 10
 MAX_LISTED_TEXT = 16 << 10
 MAX_PAGE_BYTES = 4 << 20
-# Letters a listing may skip: pages walk the dead letters from the oldest.
-MAX_OFFSET = 1_000_000
+# Pages walk the dead letters from the oldest, and a backend reads every
+# letter before the page: listings reach this many (the largest limit).
+MAX_LISTED = 10_000
 
 
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, app: Coordinator, sqlite_queue_dir: str | None = None) -> None:
         self.app = app
-        url = app.store.engine.url
-        store_file = os.path.realpath(url.database) if url.get_backend_name() == "sqlite" and url.database else ""
+        store_file = "" if app.store.file is None else os.path.realpath(app.store.file.path)
         self.brokers = Brokers(sqlite_queue_dir, store_file)
 
     # -- queues -----------------------------------------------------------
@@ -191,8 +191,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc_errors
     async def ListDeadLetters(self, request: admin_pb2.ListDeadLettersRequest,
                               context: Ctx) -> admin_pb2.ListDeadLettersResponse:
-        limit = _limit(request.limit)
         offset = _page(request.page_token)
+        limit = min(_limit(request.limit), MAX_LISTED - offset)
         spec = await self._queue(request.queue)
         letters = await self.brokers.call(spec, lambda broker: broker.dead_list(limit, offset))
         response = admin_pb2.ListDeadLettersResponse()
@@ -206,8 +206,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             size += letter.ByteSize()
             if size >= MAX_PAGE_BYTES:
                 break
-        if len(response.letters) < len(letters) or len(letters) == limit:
-            response.next_page_token = str(offset + len(response.letters))
+        listed = offset + len(response.letters)
+        if (len(response.letters) < len(letters) or len(letters) == limit) and listed < MAX_LISTED:
+            response.next_page_token = str(listed)
         return response
 
     @rpc_errors
@@ -255,7 +256,7 @@ def _page(token: str) -> int:
     """A dead-letter page token: how many letters the pages before it held."""
     if not token:
         return 0
-    if not token.isdigit() or int(token) > MAX_OFFSET:
+    if not (token.isascii() and token.isdigit()) or len(token) > 6 or int(token) >= MAX_LISTED:
         raise ValueError(f"page_token {limits.shown(token)} is not one a listing gave")
     return int(token)
 

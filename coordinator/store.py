@@ -184,7 +184,7 @@ class Store:
 
     def __init__(self, engine: Engine, file: StoreFile | None = None) -> None:
         self.engine = engine
-        self._file = file
+        self.file = file
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         # Transactions done: tells a call that reached the database from one
         # that had nothing to do (which proves nothing about an outage's end).
@@ -213,12 +213,12 @@ class Store:
         write would be lost, and what it reads is no longer the store. Checked
         after the commit too, so a change that raced the deletion is not
         reported done."""
-        if self._file is not None:
-            self._file.check()
+        if self.file is not None:
+            self.file.check()
         with self._sessions.begin() as session:
             yield session
-        if self._file is not None:
-            self._file.check()
+        if self.file is not None:
+            self.file.check()
         self.transactions += 1
 
     @staticmethod

@@ -113,6 +113,10 @@ def test_a_huge_dead_letter_is_listed_cut_and_in_pages(procs: Processes, tmp_pat
             rest = admin.ListDeadLetters(admin_pb2.ListDeadLettersRequest(
                 queue=key, limit=2, page_token=first.next_page_token), timeout=30)
             assert [d.body for d in rest.letters] == [b"small-2"] and rest.next_page_token == ""
+            for forged in ("-1", "10000", "9" * 5000, "\u0661", "x"):
+                with pytest.raises(grpc.RpcError) as info:
+                    admin.ListDeadLetters(admin_pb2.ListDeadLettersRequest(queue=key, page_token=forged), timeout=10)
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         shown = octoctl_json(coord.target, "dead", "list", key)
         assert [d["body_size"] for d in shown] == [str(len(huge)), "7", "7"]
         assert f"({len(huge):,} bytes)" in octoctl(coord.target, "dead", "list", key).stdout
