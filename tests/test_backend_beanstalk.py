@@ -178,7 +178,7 @@ def test_dead_retry_ignores_jobs_of_other_tubes(queue: str, opener: Opener,
     assert beanstalk.stats_job(foreign)["state"] == "ready"
 
 
-def test_a_dead_letter_too_big_for_beanstalkd_stays_buried_in_the_queue(
+def test_a_dead_letter_too_big_for_beanstalkd_stays_buried_in_the_queue_and_is_listed(
         opener: Opener, own_beanstalkd: Callable[..., Beanstalkd]) -> None:
     server = own_beanstalkd("-z", "300")
     q = opener("big", server.url)
@@ -187,6 +187,47 @@ def test_a_dead_letter_too_big_for_beanstalkd_stays_buried_in_the_queue(
     q.dead_letter(d, "not JSON")
     with greenstalk.Client(("127.0.0.1", server.port), encoding=None) as client:
         assert client.stats_tube("big")["current-jobs-buried"] == 1
+    [letter] = q.dead_list()
+    assert letter.body == b'"' * 250 and "buried in tube big" in letter.reason and not letter.retriable
+    assert q.dead_retry() == 0  # not a task message: kept, still listed
+    assert [x.id for x in q.dead_list()] == [letter.id]
+    assert q.dead_purge() == 1 and q.dead_list() == []
+
+
+def test_jobs_another_client_buried_in_the_queue_are_dead_letters(queue: str, opener: Opener,
+                                                                  beanstalk: greenstalk.Client[bytes]) -> None:
+    """They used to be invisible to `dead list`, and no Octobot command could retry them."""
+    q = opener(queue)
+    q.publish([b'{"task": "t", "args": [1]}'])
+    [ours] = q.fetch(1, 1.0)
+    q.dead_letter(ours, "failed after 1 attempt(s)")
+    beanstalk.use(queue)
+    beanstalk.watch(queue)
+    tasks = [b'{"task": "t", "args": [%d], "attempt": 3}' % i for i in (2, 3, 4)]
+    for body in [*tasks, b"not a task"]:
+        beanstalk.put(body)
+        job = beanstalk.reserve(timeout=1)
+        beanstalk.bury(job)
+
+    letters = q.dead_list()
+    assert [x.body for x in letters] == [b'{"task": "t", "args": [1]}', *tasks, b"not a task"]
+    assert all("buried in tube" in x.reason for x in letters[1:]) and letters[1].failed_at > time.time() - 60
+    # Listing leaves them buried where they were, in their order, however often it runs.
+    assert [x.id for x in q.dead_list(limit=3)] == [x.id for x in letters[:3]]
+    stats = beanstalk.stats_tube(queue)
+    assert (stats["current-jobs-buried"], stats["current-jobs-ready"], stats["current-jobs-reserved"]) == (4, 0, 0)
+    assert beanstalk.peek_buried().id == int(letters[1].id)
+
+    assert q.dead_retry([letters[2].id]) == 1  # one by id
+    [d] = q.fetch(1, 1.0)
+    assert Envelope.parse(d.body).args == [3] and Envelope.parse(d.body).attempt == 0
+    q.ack([d])
+    assert q.dead_retry() == 3  # ours and the other tasks; "not a task" stays
+    assert sorted(Envelope.parse(d.body).args[0] for d in q.fetch(10, 1.0)) == [1, 2, 4]
+    [left] = q.dead_list()
+    assert left.body == b"not a task" and beanstalk.stats_tube(queue)["current-jobs-buried"] == 1
+    assert q.dead_purge() == 1
+    assert beanstalk.stats_tube(queue)["current-jobs-buried"] == 0
 
 
 def test_a_dead_letter_with_a_long_traceback_loses_the_traceback_not_the_letter(

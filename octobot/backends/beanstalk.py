@@ -23,6 +23,10 @@ Tubes for queue ``q``:
   ``encode_dead`` (the original body, the reason, the error). A dead letter's
   id is its beanstalk job id, so ``peek <id>`` in any beanstalk tool shows it.
 
+Jobs buried in ``q`` itself, by another client or because even a shortened
+record was too big for ``q.dead``, are dead letters too: listed (with their
+raw body), retried and purged with the others.
+
 A reserved job can only be deleted, released, touched or buried through the
 connection that reserved it, so every delivery's receipt names its
 connection, and a connection that breaks voids the receipts it issued. One
@@ -74,6 +78,10 @@ BURST = 500
 #: Fewest jobs worth a socket round trip of their own when a fetch is shared
 #: out: a smaller fetch reserves all on one socket, the next fetch on the next.
 SHARE = 8
+#: Jobs buried in a queue's own tube reserved at a time by a dead-letter
+#: cycle: few, so each is held far less than its TTR (after which beanstalkd
+#: would make it ready, and a consumer would run it).
+BURIED_BATCH = 100
 
 _RESERVE = b"reserve-with-timeout 0"
 _NOTHING_READY = (b"TIMED_OUT", b"DEADLINE_SOON", b"NOT_FOUND")
@@ -502,35 +510,80 @@ class BeanstalkBackend(Backend):
 
     # -- dead letters -----------------------------------------------------
 
-    def _each_dead(self, handle: Callable[[list[Delivery]], None]) -> int:
+    def _each_dead(self, handle: Callable[[list[tuple[Delivery, DeadLetter]]], None]) -> int:
         """Reserve every dead letter in batches, oldest first, and pass each
         batch to ``handle``, which buries or deletes it; return how many.
 
-        beanstalk shows only the first buried job, so all are kicked to ready
-        at once (ready jobs of one priority come out by id, i.e. by age) and
-        reserved through the admin socket, which watches only ``<q>.dead``.
-        Jobs an interrupted cycle left ready are taken up too.
+        beanstalk shows only the first buried job, so all of ``<q>.dead`` are
+        kicked to ready at once (ready jobs of one priority come out by id,
+        i.e. by age) and reserved through the admin socket, which watches only
+        ``<q>.dead``; jobs an interrupted cycle left ready are taken up too.
+        Then come the jobs buried in ``<q>`` itself (by another client, or too
+        big for a record): those are dead letters too, but kicking them would
+        run them, so they are reserved one by one from the front of the buried list.
         """
         with self._admin_lock:
             [reply] = self._admin.send([b"stats-tube " + self._dead_tube])
             stats = _stats(reply)
             total = int(stats.get("current-jobs-buried", 0)) + int(stats.get("current-jobs-ready", 0))
             if total:
-                self._expect(self._admin.send([b"kick %d" % total]), b"KICKED", "kick")
+                # kick acts on the tube in use, so name it.
+                replies = self._admin.send([b"use " + self._dead_tube, b"kick %d" % total])
+                self._expect(replies[1:], b"KICKED", "kick")
             done = 0
             while done < total and (batch := self._admin.reserve([_RESERVE] * min(total - done, BURST))):
-                handle(batch)
+                handle([(d, decode_dead(str(d.receipt.job), d.body)) for d in batch])
                 done += len(batch)
-            return done
+            return done + self._each_buried_in_queue(handle)
+
+    def _each_buried_in_queue(self, handle: Callable[[list[tuple[Delivery, DeadLetter]]], None]) -> int:
+        [reply] = self._admin.send([b"stats-tube " + self._tube])
+        total = int(_stats(reply).get("current-jobs-buried", 0))
+        done = 0
+        while done < total:
+            batch: list[tuple[Delivery, DeadLetter]] = []
+            # A reserved job leaves the buried list, so its front shows the next one.
+            for _ in range(min(total - done, BURIED_BATCH)):
+                [_, peek] = self._admin.send([b"use " + self._tube, b"peek-buried"])
+                if peek.status != b"FOUND":
+                    break
+                job = int(peek.values[0])
+                [stats] = self._admin.send([b"stats-job %d" % job])
+                batch += self._reserve_buried([job], [_stats(stats)])
+            if not batch:
+                break
+            handle(batch)
+            done += len(batch)
+        return done
+
+    def _reserve_buried(self, jobs: Sequence[int], stats: Sequence[Mapping[str, str]]) -> list[tuple[Delivery, DeadLetter]]:
+        """Reserve the dead letters among ``jobs`` (``stats`` are their stats-job
+        replies) through the admin socket, each with its letter."""
+        dead_tube = self._dead_tube.decode()
+        mine = {job: s for job, s in zip(jobs, stats)
+                if (s.get("tube") == dead_tube and s.get("state") in ("buried", "ready"))
+                or (s.get("tube") == self.queue and s.get("state") == "buried")}
+        if not mine:
+            return []
+        reserved = self._admin.reserve([b"reserve-job %d" % job for job in mine])
+        return [(d, decode_dead(str(d.receipt.job), d.body) if mine[d.receipt.job]["tube"] == dead_tube
+                 else self._buried_letter(d, mine[d.receipt.job])) for d in reserved]
+
+    def _buried_letter(self, delivery: Delivery, stats: Mapping[str, str]) -> DeadLetter:
+        age = stats.get("age", "0")
+        return DeadLetter(id=str(delivery.receipt.job), body=delivery.body,
+                          reason=f"buried in tube {self.queue} (by another client, or too big for a dead-letter"
+                                 f" record): shown as it is; retried only if it is a task message",
+                          error="", failed_at=time.time() - (int(age) if age.isdigit() else 0), readable=False)
 
     def _dead_list(self, limit: int) -> list[DeadLetter]:
         letters: list[DeadLetter] = []
 
-        def bury_again(batch: list[Delivery]) -> None:
+        def bury_again(batch: list[tuple[Delivery, DeadLetter]]) -> None:
             # Buried again in the order reserved, so the buried list stays oldest first.
-            replies = self._admin.send([b"bury %d %d" % (d.receipt.job, PRIORITY) for d in batch])
+            replies = self._admin.send([b"bury %d %d" % (d.receipt.job, PRIORITY) for d, _ in batch])
             self._expect(replies, b"BURIED", "bury")
-            letters.extend(decode_dead(str(d.receipt.job), d.body) for d in batch[:limit - len(letters)])
+            letters.extend(letter for _, letter in batch[:limit - len(letters)])
 
         self._each_dead(bury_again)
         return letters
@@ -539,40 +592,37 @@ class BeanstalkBackend(Backend):
         if ids is None:
             revived = 0
 
-            def revive(batch: list[Delivery]) -> None:
+            def revive(batch: list[tuple[Delivery, DeadLetter]]) -> None:
                 nonlocal revived
                 revived += self._revive(batch)
             self._each_dead(revive)
             return revived
         jobs = _job_ids(ids)
         with self._admin_lock:
-            # reserve-job takes a job of any tube: check that each is a dead letter of this queue.
+            # reserve-job takes a job of any tube: only this queue's dead letters are taken.
             stats = [_stats(reply) for reply in self._admin.send([b"stats-job %d" % job for job in jobs])]
-            mine = [job for job, s in zip(jobs, stats)
-                    if s.get("tube") == self.queue + ".dead" and s.get("state") in ("buried", "ready")]
-            batch = self._admin.reserve([b"reserve-job %d" % job for job in mine]) if mine else []
+            batch = self._reserve_buried(jobs, stats)
             return self._revive(batch) if batch else 0
 
-    def _revive(self, batch: list[Delivery]) -> int:
+    def _revive(self, batch: list[tuple[Delivery, DeadLetter]]) -> int:
         """Put reserved dead letters back on the queue, then delete them (a crash in
         between duplicates); records no task can come from are buried again, untouched."""
-        letters = [(d, decode_dead(str(d.receipt.job), d.body)) for d in batch]
-        kept = [d for d, letter in letters if not letter.retriable]
+        kept = [d for d, letter in batch if not letter.retriable]
         if kept:
             replies = self._admin.send([b"bury %d %d" % (d.receipt.job, PRIORITY) for d in kept])
             self._expect(replies, b"BURIED", "bury")
-        revived = [(d, letter) for d, letter in letters if letter.retriable]
+        revived = [(d, letter) for d, letter in batch if letter.retriable]
         if not revived:
             return 0
         puts = [_put(letter.revived(), self._ttr) for _, letter in revived]
-        replies = self._admin.send([b"use " + self._tube, *puts, b"use " + self._dead_tube])
-        self._expect(replies[1:-1], b"INSERTED", "put")
+        replies = self._admin.send([b"use " + self._tube, *puts])
+        self._expect(replies[1:], b"INSERTED", "put")
         self._expect(self._admin.send([b"delete %d" % d.receipt.job for d, _ in revived]), b"DELETED", "delete")
         return len(revived)
 
     def _dead_purge(self) -> int:
-        def delete(batch: list[Delivery]) -> None:
-            replies = self._admin.send([b"delete %d" % d.receipt.job for d in batch])
+        def delete(batch: list[tuple[Delivery, DeadLetter]]) -> None:
+            replies = self._admin.send([b"delete %d" % d.receipt.job for d, _ in batch])
             self._expect(replies, b"DELETED", "delete")
 
         return self._each_dead(delete)
