@@ -22,8 +22,8 @@ import numpy as np
 
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.stats import PROMETHEUS_DIM
-from octobot.coordinator.stats_bucket import COUNTS
 from octobot.histogram import Histogram
+from octobot.outcomes import IMPLAUSIBLE_HELP, OUTCOMES
 from octobot.http_pages import Authorize, serve_pages
 from octobot.rpc import ServerTls
 from octobot.v1 import admin_pb2
@@ -78,9 +78,15 @@ async def render(app: Coordinator) -> list[bytes]:
         _family(out, "octobot_tasks_total", "counter", "Tasks by outcome since the coordinator started")
         for i, ((queue, node), counts) in enumerate(list(stats.totals.items())):
             head = f"octobot_tasks_total{{{_labels(('queue', 'node', 'dc'), (queue, node, dcs.get(node, '')))}"
-            out.extend(f'{head},outcome="{outcome}"}} {n}\n' for outcome, n in zip(COUNTS, counts))
+            out.extend(f'{head},outcome="{outcome}"}} {n}\n' for outcome, n in zip(OUTCOMES, counts))
             if i % CHUNK == CHUNK - 1:
                 await pace()
+
+        _family(out, "octobot_implausible_enqueue_times_total", "counter", IMPLAUSIBLE_HELP)
+        for (queue, node), counts in list(stats.totals.items()):
+            if counts[-1]:
+                labels = _labels(('queue', 'node', 'dc'), (queue, node, dcs.get(node, '')))
+                out.append(f"octobot_implausible_enqueue_times_total{{{labels}}} {counts[-1]}\n")
 
         per_node = stats.gauges.per_node()
         for name, help_text, column in (("octobot_in_flight", "Tasks held by a node now (running or buffered)", 2),

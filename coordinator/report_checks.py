@@ -30,12 +30,13 @@ from octobot.coordinator.limits import (
     MAX_SAMPLES, MIN_INDEX, Invalid, valid_queue)
 from octobot.coordinator.stats_bucket import COUNTS
 from octobot.histogram import DEFAULT_ACCURACY, MAX_VALUE
+from octobot.outcomes import IMPLAUSIBLE
 from octobot.v1 import node_pb2, sample_columns_pb2
 
 HISTOGRAMS = ("run_time", "wait_time", "end_to_end")
 GAUGES = ("in_flight", "busy_slots", "backlog")
 # The values of a sample that Samples.values holds, in this order.
-SCALARS = (*COUNTS, *GAUGES)
+SCALARS = (*COUNTS, *GAUGES, IMPLAUSIBLE)
 # A sum of values each at most MAX_VALUE, give or take float rounding.
 SUM_SLACK = 1 + 1e-6
 # Samples checked in one batch: large enough that the per-call costs vanish,
@@ -54,13 +55,14 @@ _SENTINEL_HISTOGRAM = sample_columns_pb2.HistogramColumns(
 _SENTINEL = sample_columns_pb2.SampleColumns(
     queue=[SENTINEL_NAME], **{name: [SENTINEL_COUNT] for name in COUNTS},
     in_flight=[SENTINEL_GAUGE], busy_slots=[SENTINEL_GAUGE], backlog=[SENTINEL_BACKLOG],
-    **{kind: _SENTINEL_HISTOGRAM for kind in HISTOGRAMS}).SerializeToString()
+    implausible_times=[SENTINEL_COUNT], **{kind: _SENTINEL_HISTOGRAM for kind in HISTOGRAMS}).SerializeToString()
 # field -> (sentinel, numpy type, lowest and highest value, reason)
 _SCALARS = {
     **{name: (SENTINEL_COUNT, np.uint64, 0, MAX_COUNT, "counts") for name in COUNTS},
     "in_flight": (SENTINEL_GAUGE, np.uint64, 0, MAX_GAUGE, "gauges"),
     "busy_slots": (SENTINEL_GAUGE, np.uint64, 0, MAX_GAUGE, "gauges"),
     "backlog": (SENTINEL_BACKLOG, np.int64, -1, MAX_BACKLOG, "gauges"),
+    IMPLAUSIBLE: (SENTINEL_COUNT, np.uint64, 0, MAX_COUNT, "counts"),
 }
 
 # Marks the reports with a sample in a mask over samples as failed, for a reason and with a message.

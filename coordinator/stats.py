@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from octobot.coordinator.lane import Lane
 from octobot.coordinator.report_checks import Samples
-from octobot.coordinator.stats_bucket import COUNTS, Bucket, merged, merged_compact
+from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
 from octobot.coordinator.stats_gauges import NODE, Dims, GaugeTotal, Gauges
 from octobot.coordinator.stats_series import RETENTION, SEAL_SPREAD, NodeSeries, Series, due
 from octobot.coordinator.store import StatsMinute
@@ -70,8 +70,8 @@ class ClusterStats:
         self._pending: dict[tuple[str, str, str, int], list[bytes]] = {}
         self.gauges = Gauges()
         self._node_dims: dict[str, tuple[tuple[str, str], ...]] = {}
-        # Since this coordinator started, for Prometheus: counts per (queue, node)
-        # and histograms per (queue, dc).
+        # Since this coordinator started, for Prometheus: counts per (queue, node),
+        # SAMPLE_COUNTS in order, and histograms per (queue, dc).
         self.totals: dict[Key, list[int]] = {}
         self.cumulative: dict[Key, Bucket] = {}
         self.samples = 0
@@ -98,16 +98,18 @@ class ClusterStats:
         gauges = self.gauges
         gauges.seen(node_id, dims, now)
         for queue, raw, values in zip(samples.queues, samples.raws, samples.values):
-            succeeded, failed, retried, dead_lettered, rejected, in_flight, busy_slots, backlog = values  # SCALARS
+            (succeeded, failed, retried, dead_lettered, rejected,
+             in_flight, busy_slots, backlog, implausible) = values  # SCALARS
             totals = self.totals.get((queue, node_id))
             if totals is None:
-                self.totals[(queue, node_id)] = values[:len(COUNTS)]
+                self.totals[(queue, node_id)] = [succeeded, failed, retried, dead_lettered, rejected, implausible]
             else:
                 totals[0] += succeeded
                 totals[1] += failed
                 totals[2] += retried
                 totals[3] += dead_lettered
                 totals[4] += rejected
+                totals[5] += implausible
             gauges.set(queue, node_id, dims, in_flight, busy_slots, backlog, second, now)
             if in_memory:
                 node = self._nodes.get((queue, node_id))

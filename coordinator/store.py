@@ -31,6 +31,7 @@ from octobot.coordinator.planner import runs_on
 from octobot.coordinator.tokens import MAX_TOKENS, ROLE_NAMES, ROLES_BY_NAME, TokenRecord
 from octobot.coordinator.bucket_sums import sum_buckets
 from octobot.histogram import DEFAULT_ACCURACY
+from octobot.outcomes import OUTCOMES
 from octobot.secrets import redact_text
 from octobot.coordinator.store_file import StoreDown, StoreFile, StoreFull
 from octobot.v1 import admin_pb2, queue_pb2, sample_columns_pb2, stats_pb2
@@ -105,7 +106,7 @@ class StatsMinute:
     end_to_end: bytes = b""
 
 
-STATS_COUNTS = ("succeeded", "failed", "retried", "dead_lettered", "rejected")
+STATS_COUNTS = OUTCOMES
 STATS_HISTOGRAMS = ("run_time", "wait_time", "end_to_end")
 
 

@@ -19,18 +19,18 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from octobot.histogram import Histogram
 from octobot.http_pages import serve_pages
+from octobot.outcomes import IMPLAUSIBLE, IMPLAUSIBLE_HELP, OUTCOMES, SAMPLE_COUNTS
 from octobot.rpc import ServerTls
 from octobot.v1 import node_pb2
 
 WINDOW = 60.0
-COUNTS = ("succeeded", "failed", "retried", "dead_lettered", "rejected")
 LATENCIES = ("run_time", "wait_time", "end_to_end")
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p999": 0.999}
 
 
 @dataclass
 class _Queue:
-    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SAMPLE_COUNTS, 0))
     gauges: dict[str, int] = field(default_factory=lambda: {"in_flight": 0, "busy_slots": 0, "backlog": -1})
     # (time, finished, {latency: histogram}) per report, for the last WINDOW seconds.
     recent: deque[tuple[float, int, dict[str, Histogram]]] = field(default_factory=deque)
@@ -49,7 +49,7 @@ class LocalStats:
         with self._lock:
             for s in report.samples:
                 q = self._queues.setdefault(s.queue, _Queue())
-                for name in COUNTS:
+                for name in SAMPLE_COUNTS:
                     q.totals[name] += getattr(s, name)
                 q.gauges = {"in_flight": s.in_flight, "busy_slots": s.busy_slots, "backlog": s.backlog}
                 q.recent.append((now, s.succeeded + s.failed,
@@ -82,11 +82,15 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snap = self.stats.snapshot()["queues"]
-        for name in COUNTS:
+        for name in OUTCOMES:
             family = CounterMetricFamily(f"octobot_tasks_{name}", f"Tasks {name.replace('_', ' ')}", labels=["queue"])
             for queue, q in snap.items():
                 family.add_metric([queue], q[name])
             yield family
+        family = CounterMetricFamily("octobot_implausible_enqueue_times", IMPLAUSIBLE_HELP, labels=["queue"])
+        for queue, q in snap.items():
+            family.add_metric([queue], q[IMPLAUSIBLE])
+        yield family
         for name in ("in_flight", "busy_slots", "backlog"):
             family = GaugeMetricFamily(f"octobot_queue_{name}", f"Current {name.replace('_', ' ')}", labels=["queue"])
             for queue, q in snap.items():

@@ -46,8 +46,7 @@ class QueueMetrics:
         self._finished = bytearray()
         self._lock = threading.Lock()  # for the rarer outcome counters
         self.retried = self.dead_lettered = self.rejected = 0
-        # Tasks whose enqueued_at was implausible, since the node started.
-        self.implausible = 0
+        self._said_implausible = False
 
     def finished(self, ok: bool, enqueued_at: float, started: float, ended: float) -> None:
         """One task ran from ``started`` to ``ended`` (wall clock); ``enqueued_at`` 0 if unknown."""
@@ -72,7 +71,7 @@ class QueueMetrics:
             retried, dead_lettered, rejected = self.retried, self.dead_lettered, self.rejected
             self.retried = self.dead_lettered = self.rejected = 0
         run, wait, e2e = Histogram(), Histogram(), Histogram()
-        succeeded = 0
+        succeeded = implausible = 0
         if len(done):
             ok, enqueued, started, ended = done.T
             succeeded = int(ok.sum())
@@ -80,14 +79,14 @@ class QueueMetrics:
             known = plausible(enqueued, started)
             wait.record_many(started[known] - enqueued[known])
             e2e.record_many(ended[known] - enqueued[known])
-            odd = int(np.count_nonzero(enqueued > 0)) - int(np.count_nonzero(known))
-            if odd:
-                if not self.implausible:
-                    log.warning("queue %s: a message's enqueued_at is more than %d days before or %d s after it "
-                                "started; such messages are left out of wait and end-to-end times", self.queue,
-                                MAX_WAIT // 86400, MAX_AHEAD)
-                self.implausible += odd
+            implausible = int(np.count_nonzero(enqueued > 0)) - int(np.count_nonzero(known))
+            if implausible and not self._said_implausible:
+                self._said_implausible = True
+                log.warning("queue %s: a message's enqueued_at is more than %d days before or %d s after it "
+                            "started; such messages are left out of wait and end-to-end times (counted in "
+                            "implausible_times)", self.queue, MAX_WAIT // 86400, MAX_AHEAD)
         return stats_pb2.QueueSample(
             queue=self.queue, succeeded=succeeded, failed=len(done) - succeeded, retried=retried,
             dead_lettered=dead_lettered, rejected=rejected, in_flight=in_flight, busy_slots=busy_slots,
-            backlog=backlog, run_time=run.to_proto(), wait_time=wait.to_proto(), end_to_end=e2e.to_proto())
+            backlog=backlog, run_time=run.to_proto(), wait_time=wait.to_proto(), end_to_end=e2e.to_proto(),
+            implausible_times=implausible)

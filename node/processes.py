@@ -21,6 +21,7 @@ from typing import Any
 from octobot import tasks
 from octobot.histogram import Histogram
 from octobot.logs import setup_logging
+from octobot.outcomes import SAMPLE_COUNTS
 from octobot.node.agent import Agent
 from octobot.secrets import SecretSources
 from octobot.node.state import StateDir
@@ -73,7 +74,7 @@ def merge_samples(samples: list[stats_pb2.QueueSample], latest: list[stats_pb2.Q
         out.backlog = max(out.backlog, s.backlog)
     hists: dict[str, Histogram] = {}
     for s in samples:
-        for name in ("succeeded", "failed", "retried", "dead_lettered", "rejected"):
+        for name in SAMPLE_COUNTS:
             setattr(out, name, getattr(out, name) + getattr(s, name))
         for name in ("run_time", "wait_time", "end_to_end"):
             h = Histogram.from_proto(getattr(s, name))

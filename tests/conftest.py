@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,7 +14,7 @@ import redis
 
 from octobot.tools import pki as pki_tool
 
-from cluster import Coordinator, Node, Process
+from cluster import Coordinator, Node, Process, wait_until
 
 from brokers import REDIS_URL
 PG_ADMIN_URL = os.environ.get("OCTOBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -107,3 +108,36 @@ def pki(tmp_path: Path) -> "pki_tool.Pki":
 def secure(procs: Processes, tmp_path: Path, pki: "pki_tool.Pki") -> Coordinator:
     """A coordinator with TLS (tokens required), mutual TLS for nodes and HTTPS metrics."""
     return procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}", metrics=True, pki=pki)
+
+
+class Mount:
+    """A small tmpfs of the test's own: remounted read-only to fail writes
+    (being root, a chmod would not stop the test's processes), or filled up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def remount(self, mode: str) -> None:
+        # A file open for writing makes a read-only remount busy for a moment.
+        wait_until(lambda: subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)]).returncode == 0,
+                   timeout=10, what=f"{self.path} remounted {mode}")
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str, str], Mount]]:
+    """Mounts a tmpfs at tmp_path/<name> of a given size ("4m"); unmounted at the end."""
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str) -> Mount:
+        path = tmp_path / name
+        path.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs (needs root and CAP_SYS_ADMIN): {done.stderr.strip()}")
+        mounted.append(path)
+        return Mount(path)
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=True)

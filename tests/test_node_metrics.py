@@ -73,4 +73,5 @@ def test_implausible_enqueue_times_are_left_out_of_latencies_and_counted() -> No
     assert sample.succeeded == 6 and Histogram.from_proto(sample.run_time).count == 6
     assert wait.count == 2 and wait.sum < 1.0  # now - 0.5, and 10 s ahead (a clock's drift): kept
     assert Histogram.from_proto(sample.end_to_end).count == 2
-    assert m.implausible == 3  # 1970, a month old, an hour ahead; 0 means unknown, not implausible
+    assert sample.implausible_times == 3  # 1970, a month old, an hour ahead; 0 means unknown, not implausible
+    assert m.take(in_flight=0, busy_slots=0, backlog=0).implausible_times == 0  # counted per interval

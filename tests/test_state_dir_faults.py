@@ -4,9 +4,8 @@ read-only: being root, the test could write through a chmod)."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,37 +13,16 @@ import redis
 
 from brokers import REDIS_URL
 from cluster import octoctl, octoctl_json, wait_until
-from conftest import Processes
+from conftest import Mount, Processes
 from octobot.node.state import StateDir
 from octobot.v1 import queue_pb2
 from test_e2e import all_up, queue_status, write_envelopes
 
 
-class Mount:
-    """A small tmpfs the test can turn read-only and back."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def remount(self, mode: str) -> None:
-        # A file open for writing makes a read-only remount busy for a moment.
-        wait_until(lambda: subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)]).returncode == 0,
-                   timeout=10, what=f"{self.path} remounted {mode}")
-
-
 @pytest.fixture
-def state_mount(tmp_path: Path) -> Iterator[Mount]:
+def state_mount(tmpfs: Callable[[str, str], Mount]) -> Mount:
     """tmp_path/node-a (node a's state dir) on its own tmpfs."""
-    path = tmp_path / "node-a"
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(path)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to make read-only (needs root and CAP_SYS_ADMIN): {mounted.stderr.strip()}")
-    try:
-        yield Mount(path)
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
+    return tmpfs("node-a", "4m")
 
 
 def cached(state_dir: Path) -> queue_pb2.Assignment | None:

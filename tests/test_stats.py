@@ -4,6 +4,7 @@ per node, cluster-wide, range, live, Prometheus — reports the known answers.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -52,6 +53,26 @@ def stub(procs: Processes, tmp_path: Path) -> Iterator[tuple[Coordinator, stats_
     channel = rpc.make_channel(coord.target)
     yield coord, stats_pb2_grpc.StatsServiceStub(channel)
     channel.close()
+
+
+def test_implausible_enqueue_times_are_counted_and_left_out_of_wait_times(
+        procs: Processes, stub: tuple, tmp_path: Path, key: str) -> None:
+    """A message claiming it was enqueued in 1970 added 1.78e7 s to the wait-time mean."""
+    coord, stats = stub
+    procs.node(coord.target, "a", ["dc=us-east"])
+    url = f"sqlite:///{tmp_path / 'queues.db'}"
+    octoctl(coord.target, "queue", "add", key, "--backend", "sqlite", "--url", url)
+    honest = octobot.Envelope.new("e2e.sleep", [0.0, False])
+    with octobot.Client(url) as client:
+        client.enqueue_many(key, [honest, honest, dataclasses.replace(honest, enqueued_at=1.0)])
+    wait_until(lambda: finished(stats, key) == 3, timeout=30, what="3 tasks in the stats")
+    [row] = stats.GetCluster(stats_pb2.GetClusterRequest(window="1m"), timeout=10).queues
+    assert (row.run_time.count, row.wait_time.count, row.end_to_end.count) == (3, 2, 2)
+    assert row.wait_time.p999 < 60
+    text = urllib.request.urlopen(coord.metrics_url, timeout=10).read().decode()
+    counted = [s for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "octobot_implausible_enqueue_times_total"]
+    assert [(s.labels["queue"], s.value) for s in counted] == [(key, 1.0)]
 
 
 def finished(stub: stats_pb2_grpc.StatsServiceStub, queue: str, window: str = "1m") -> int:

@@ -12,10 +12,11 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cluster import Coordinator, Process, octoctl, wait_until
-from conftest import Processes
+from conftest import Mount, Processes
 from octobot.coordinator.auth import RELOAD_EVERY
 from octobot.coordinator.store import Store
 
@@ -133,3 +134,29 @@ def test_restart_and_a_restored_copy_keep_the_store(procs: Processes, tmp_path: 
     coord = procs.restart(coord)
     assert "kept" in octoctl(coord.target, "queue", "list").stdout
     assert "WARNING" not in coord.output()
+
+
+def test_a_full_disk_is_said_in_one_line_and_writes_work_once_there_is_room(
+        procs: Processes, tmpfs: Callable[[str, str], Mount]) -> None:
+    """Before: octoctl printed SQLAlchemy's raw text."""
+    disk = tmpfs("store", "2m")
+    db = disk.path / "octobot.db"
+    coord = procs.coordinator(f"sqlite:///{db}")
+    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis")
+    filler = disk.path / "filler"
+    with open(filler, "wb", buffering=0) as f:  # every free block taken
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    lines = {refused(coord.target) for _ in range(3)}
+    assert len(lines) == 1 and lines.pop().startswith("error: the store is full: "), lines
+    assert "kept" in octoctl(coord.target, "queue", "list").stdout, "reads still work"
+
+    filler.unlink()
+    wait_until(lambda: octoctl(coord.target, "queue", "add", "later", "--backend", "redis",
+                               check=False).returncode == 0, timeout=10, what="a write after room was made")
+    log = coord.output()
+    assert "Traceback" not in log and len([w for w in warnings(log) if "store is full" in w]) == 1, log[-3000:]
+    assert "the store is back" in log

@@ -21,7 +21,7 @@ class HistogramColumns(_message.Message):
     def __init__(self, relative_accuracy: _Optional[_Iterable[float]] = ..., indexes: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ..., zero_count: _Optional[_Iterable[int]] = ..., sum: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SampleColumns(_message.Message):
-    __slots__ = ("queue", "succeeded", "failed", "retried", "dead_lettered", "rejected", "in_flight", "busy_slots", "backlog", "run_time", "end_to_end", "wait_time")
+    __slots__ = ("queue", "succeeded", "failed", "retried", "dead_lettered", "rejected", "in_flight", "busy_slots", "backlog", "run_time", "end_to_end", "wait_time", "implausible_times")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class SampleColumns(_message.Message):
     RUN_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TO_END_FIELD_NUMBER: _ClassVar[int]
     WAIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    IMPLAUSIBLE_TIMES_FIELD_NUMBER: _ClassVar[int]
     queue: _containers.RepeatedScalarFieldContainer[str]
     succeeded: _containers.RepeatedScalarFieldContainer[int]
     failed: _containers.RepeatedScalarFieldContainer[int]
@@ -46,4 +47,5 @@ class SampleColumns(_message.Message):
     run_time: HistogramColumns
     end_to_end: HistogramColumns
     wait_time: HistogramColumns
-    def __init__(self, queue: _Optional[_Iterable[str]] = ..., succeeded: _Optional[_Iterable[int]] = ..., failed: _Optional[_Iterable[int]] = ..., retried: _Optional[_Iterable[int]] = ..., dead_lettered: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[int]] = ..., in_flight: _Optional[_Iterable[int]] = ..., busy_slots: _Optional[_Iterable[int]] = ..., backlog: _Optional[_Iterable[int]] = ..., run_time: _Optional[_Union[HistogramColumns, _Mapping]] = ..., end_to_end: _Optional[_Union[HistogramColumns, _Mapping]] = ..., wait_time: _Optional[_Union[HistogramColumns, _Mapping]] = ...) -> None: ...
+    implausible_times: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, queue: _Optional[_Iterable[str]] = ..., succeeded: _Optional[_Iterable[int]] = ..., failed: _Optional[_Iterable[int]] = ..., retried: _Optional[_Iterable[int]] = ..., dead_lettered: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[int]] = ..., in_flight: _Optional[_Iterable[int]] = ..., busy_slots: _Optional[_Iterable[int]] = ..., backlog: _Optional[_Iterable[int]] = ..., run_time: _Optional[_Union[HistogramColumns, _Mapping]] = ..., end_to_end: _Optional[_Union[HistogramColumns, _Mapping]] = ..., wait_time: _Optional[_Union[HistogramColumns, _Mapping]] = ..., implausible_times: _Optional[_Iterable[int]] = ...) -> None: ...

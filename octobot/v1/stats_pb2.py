@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from octobot.v1 import auth_pb2 as octobot_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16octobot/v1/stats.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octobot/v1/auth.proto\"p\n\tHistogram\x12\x19\n\x11relative_accuracy\x18\x01 \x01(\x01\x12\x13\n\x07indexes\x18\x02 \x03(\x11\x42\x02\x10\x01\x12\x12\n\x06\x63ounts\x18\x03 \x03(\x04\x42\x02\x10\x01\x12\x12\n\nzero_count\x18\x04 \x01(\x04\x12\x0b\n\x03sum\x18\x05 \x01(\x01\"\xaf\x02\n\x0bQueueSample\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x11\n\tsucceeded\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x0f\n\x07retried\x18\x04 \x01(\x04\x12\x15\n\rdead_lettered\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x12\n\nbusy_slots\x18\x08 \x01(\r\x12\x0f\n\x07\x62\x61\x63klog\x18\t \x01(\x03\x12\'\n\x08run_time\x18\n \x01(\x0b\x32\x15.octobot.v1.Histogram\x12)\n\nend_to_end\x18\x0b \x01(\x0b\x32\x15.octobot.v1.Histogram\x12(\n\twait_time\x18\x0c \x01(\x0b\x32\x15.octobot.v1.Histogram\"_\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p90\x18\x02 \x01(\x01\x12\x0b\n\x03p99\x18\x03 \x01(\x01\x12\x0c\n\x04p999\x18\x04 \x01(\x01\x12\x0c\n\x04mean\x18\x05 \x01(\x01\x12\r\n\x05\x63ount\x18\x06 \x01(\x04\"\xe1\x02\n\x0bQueueReport\x12\r\n\x05queue\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x04\x12\x0f\n\x07retried\x18\x05 \x01(\x04\x12\x15\n\rdead_lettered\x18\x06 \x01(\x04\x12\x10\n\x08rejected\x18\x07 \x01(\x04\x12\x0c\n\x04rate\x18\x08 \x01(\x01\x12\x11\n\tin_flight\x18\t \x01(\r\x12\x12\n\nbusy_slots\x18\n \x01(\r\x12\x0f\n\x07\x62\x61\x63klog\x18\x0b \x01(\x03\x12)\n\x08run_time\x18\x0c \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12*\n\twait_time\x18\r \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12+\n\nend_to_end\x18\x0e \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12\r\n\x05nodes\x18\x0f \x01(\r\"/\n\x11GetClusterRequest\x12\x0e\n\x06window\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\"\xa7\x01\n\x12GetClusterResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\'\n\x06groups\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\'\n\x06totals\x18\x04 \x03(\x0b\x32\x17.octobot.v1.QueueReport\"A\n\x14GetQueueStatsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\x12\n\n\x02\x62y\x18\x03 \x01(\t\"\x80\x01\n\x15GetQueueStatsResponse\x12&\n\x05total\x18\x01 \x01(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\'\n\x06groups\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueReport\"6\n\x13GetNodeStatsRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\"\x7f\n\x14GetNodeStatsResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12&\n\x05total\x18\x03 \x01(\x0b\x32\x17.octobot.v1.QueueReport\"K\n\x11QueryRangeRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\x12\r\n\x05range\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\t\"\xaf\x02\n\x05Point\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsucceeded\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x0f\n\x07retried\x18\x04 \x01(\x04\x12\x15\n\rdead_lettered\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\x12\x0c\n\x04rate\x18\x07 \x01(\x01\x12\x0f\n\x07\x62\x61\x63klog\x18\x08 \x01(\x03\x12)\n\x08run_time\x18\t \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12*\n\twait_time\x18\n \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12+\n\nend_to_end\x18\x0b \x01(\x0b\x32\x17.octobot.v1.Percentiles\"I\n\x06Series\x12\r\n\x05queue\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12!\n\x06points\x18\x03 \x03(\x0b\x32\x11.octobot.v1.Point\"N\n\x12QueryRangeResponse\x12\"\n\x06series\x18\x01 \x03(\x0b\x32\x12.octobot.v1.Series\x12\x14\n\x0cstep_seconds\x18\x02 \x01(\x01\"T\n\x0cWatchRequest\x12\x0e\n\x06window\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\x12\x18\n\x10interval_seconds\x18\x03 \x01(\x01\x12\x0e\n\x06recent\x18\x04 \x01(\t\"\x8d\x01\n\rWatchResponse\x12\x30\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1e.octobot.v1.GetClusterResponse\x12\"\n\x06recent\x18\x02 \x03(\x0b\x32\x12.octobot.v1.Series\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xa5\x03\n\x0cStatsService\x12Q\n\nGetCluster\x12\x1d.octobot.v1.GetClusterRequest\x1a\x1e.octobot.v1.GetClusterResponse\"\x04\x80\xce\x18\x03\x12U\n\x08GetQueue\x12 .octobot.v1.GetQueueStatsRequest\x1a!.octobot.v1.GetQueueStatsResponse\"\x04\x80\xce\x18\x03\x12R\n\x07GetNode\x12\x1f.octobot.v1.GetNodeStatsRequest\x1a .octobot.v1.GetNodeStatsResponse\"\x04\x80\xce\x18\x03\x12Q\n\nQueryRange\x12\x1d.octobot.v1.QueryRangeRequest\x1a\x1e.octobot.v1.QueryRangeResponse\"\x04\x80\xce\x18\x03\x12\x44\n\x05Watch\x12\x18.octobot.v1.WatchRequest\x1a\x19.octobot.v1.WatchResponse\"\x04\x80\xce\x18\x03\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16octobot/v1/stats.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octobot/v1/auth.proto\"p\n\tHistogram\x12\x19\n\x11relative_accuracy\x18\x01 \x01(\x01\x12\x13\n\x07indexes\x18\x02 \x03(\x11\x42\x02\x10\x01\x12\x12\n\x06\x63ounts\x18\x03 \x03(\x04\x42\x02\x10\x01\x12\x12\n\nzero_count\x18\x04 \x01(\x04\x12\x0b\n\x03sum\x18\x05 \x01(\x01\"\xca\x02\n\x0bQueueSample\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x11\n\tsucceeded\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x0f\n\x07retried\x18\x04 \x01(\x04\x12\x15\n\rdead_lettered\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\x12\x11\n\tin_flight\x18\x07 \x01(\r\x12\x12\n\nbusy_slots\x18\x08 \x01(\r\x12\x0f\n\x07\x62\x61\x63klog\x18\t \x01(\x03\x12\'\n\x08run_time\x18\n \x01(\x0b\x32\x15.octobot.v1.Histogram\x12)\n\nend_to_end\x18\x0b \x01(\x0b\x32\x15.octobot.v1.Histogram\x12(\n\twait_time\x18\x0c \x01(\x0b\x32\x15.octobot.v1.Histogram\x12\x19\n\x11implausible_times\x18\r \x01(\x04\"_\n\x0bPercentiles\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p90\x18\x02 \x01(\x01\x12\x0b\n\x03p99\x18\x03 \x01(\x01\x12\x0c\n\x04p999\x18\x04 \x01(\x01\x12\x0c\n\x04mean\x18\x05 \x01(\x01\x12\r\n\x05\x63ount\x18\x06 \x01(\x04\"\xe1\x02\n\x0bQueueReport\x12\r\n\x05queue\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x11\n\tsucceeded\x18\x03 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x04\x12\x0f\n\x07retried\x18\x05 \x01(\x04\x12\x15\n\rdead_lettered\x18\x06 \x01(\x04\x12\x10\n\x08rejected\x18\x07 \x01(\x04\x12\x0c\n\x04rate\x18\x08 \x01(\x01\x12\x11\n\tin_flight\x18\t \x01(\r\x12\x12\n\nbusy_slots\x18\n \x01(\r\x12\x0f\n\x07\x62\x61\x63klog\x18\x0b \x01(\x03\x12)\n\x08run_time\x18\x0c \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12*\n\twait_time\x18\r \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12+\n\nend_to_end\x18\x0e \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12\r\n\x05nodes\x18\x0f \x01(\r\"/\n\x11GetClusterRequest\x12\x0e\n\x06window\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\"\xa7\x01\n\x12GetClusterResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\'\n\x06groups\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\'\n\x06totals\x18\x04 \x03(\x0b\x32\x17.octobot.v1.QueueReport\"A\n\x14GetQueueStatsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\x12\n\n\x02\x62y\x18\x03 \x01(\t\"\x80\x01\n\x15GetQueueStatsResponse\x12&\n\x05total\x18\x01 \x01(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12\'\n\x06groups\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueReport\"6\n\x13GetNodeStatsRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\t\"\x7f\n\x14GetNodeStatsResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueReport\x12\x16\n\x0ewindow_seconds\x18\x02 \x01(\x01\x12&\n\x05total\x18\x03 \x01(\x0b\x32\x17.octobot.v1.QueueReport\"K\n\x11QueryRangeRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\x12\r\n\x05range\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\t\"\xaf\x02\n\x05Point\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsucceeded\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x0f\n\x07retried\x18\x04 \x01(\x04\x12\x15\n\rdead_lettered\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\x12\x0c\n\x04rate\x18\x07 \x01(\x01\x12\x0f\n\x07\x62\x61\x63klog\x18\x08 \x01(\x03\x12)\n\x08run_time\x18\t \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12*\n\twait_time\x18\n \x01(\x0b\x32\x17.octobot.v1.Percentiles\x12+\n\nend_to_end\x18\x0b \x01(\x0b\x32\x17.octobot.v1.Percentiles\"I\n\x06Series\x12\r\n\x05queue\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12!\n\x06points\x18\x03 \x03(\x0b\x32\x11.octobot.v1.Point\"N\n\x12QueryRangeResponse\x12\"\n\x06series\x18\x01 \x03(\x0b\x32\x12.octobot.v1.Series\x12\x14\n\x0cstep_seconds\x18\x02 \x01(\x01\"T\n\x0cWatchRequest\x12\x0e\n\x06window\x18\x01 \x01(\t\x12\n\n\x02\x62y\x18\x02 \x01(\t\x12\x18\n\x10interval_seconds\x18\x03 \x01(\x01\x12\x0e\n\x06recent\x18\x04 \x01(\t\"\x8d\x01\n\rWatchResponse\x12\x30\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1e.octobot.v1.GetClusterResponse\x12\"\n\x06recent\x18\x02 \x03(\x0b\x32\x12.octobot.v1.Series\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xa5\x03\n\x0cStatsService\x12Q\n\nGetCluster\x12\x1d.octobot.v1.GetClusterRequest\x1a\x1e.octobot.v1.GetClusterResponse\"\x04\x80\xce\x18\x03\x12U\n\x08GetQueue\x12 .octobot.v1.GetQueueStatsRequest\x1a!.octobot.v1.GetQueueStatsResponse\"\x04\x80\xce\x18\x03\x12R\n\x07GetNode\x12\x1f.octobot.v1.GetNodeStatsRequest\x1a .octobot.v1.GetNodeStatsResponse\"\x04\x80\xce\x18\x03\x12Q\n\nQueryRange\x12\x1d.octobot.v1.QueryRangeRequest\x1a\x1e.octobot.v1.QueryRangeResponse\"\x04\x80\xce\x18\x03\x12\x44\n\x05Watch\x12\x18.octobot.v1.WatchRequest\x1a\x19.octobot.v1.WatchResponse\"\x04\x80\xce\x18\x03\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,35 +50,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HISTOGRAM']._serialized_start=94
   _globals['_HISTOGRAM']._serialized_end=206
   _globals['_QUEUESAMPLE']._serialized_start=209
-  _globals['_QUEUESAMPLE']._serialized_end=512
-  _globals['_PERCENTILES']._serialized_start=514
-  _globals['_PERCENTILES']._serialized_end=609
-  _globals['_QUEUEREPORT']._serialized_start=612
-  _globals['_QUEUEREPORT']._serialized_end=965
-  _globals['_GETCLUSTERREQUEST']._serialized_start=967
-  _globals['_GETCLUSTERREQUEST']._serialized_end=1014
-  _globals['_GETCLUSTERRESPONSE']._serialized_start=1017
-  _globals['_GETCLUSTERRESPONSE']._serialized_end=1184
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1186
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1251
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1254
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1382
-  _globals['_GETNODESTATSREQUEST']._serialized_start=1384
-  _globals['_GETNODESTATSREQUEST']._serialized_end=1438
-  _globals['_GETNODESTATSRESPONSE']._serialized_start=1440
-  _globals['_GETNODESTATSRESPONSE']._serialized_end=1567
-  _globals['_QUERYRANGEREQUEST']._serialized_start=1569
-  _globals['_QUERYRANGEREQUEST']._serialized_end=1644
-  _globals['_POINT']._serialized_start=1647
-  _globals['_POINT']._serialized_end=1950
-  _globals['_SERIES']._serialized_start=1952
-  _globals['_SERIES']._serialized_end=2025
-  _globals['_QUERYRANGERESPONSE']._serialized_start=2027
-  _globals['_QUERYRANGERESPONSE']._serialized_end=2105
-  _globals['_WATCHREQUEST']._serialized_start=2107
-  _globals['_WATCHREQUEST']._serialized_end=2191
-  _globals['_WATCHRESPONSE']._serialized_start=2194
-  _globals['_WATCHRESPONSE']._serialized_end=2335
-  _globals['_STATSSERVICE']._serialized_start=2338
-  _globals['_STATSSERVICE']._serialized_end=2759
+  _globals['_QUEUESAMPLE']._serialized_end=539
+  _globals['_PERCENTILES']._serialized_start=541
+  _globals['_PERCENTILES']._serialized_end=636
+  _globals['_QUEUEREPORT']._serialized_start=639
+  _globals['_QUEUEREPORT']._serialized_end=992
+  _globals['_GETCLUSTERREQUEST']._serialized_start=994
+  _globals['_GETCLUSTERREQUEST']._serialized_end=1041
+  _globals['_GETCLUSTERRESPONSE']._serialized_start=1044
+  _globals['_GETCLUSTERRESPONSE']._serialized_end=1211
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1213
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1278
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1281
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1409
+  _globals['_GETNODESTATSREQUEST']._serialized_start=1411
+  _globals['_GETNODESTATSREQUEST']._serialized_end=1465
+  _globals['_GETNODESTATSRESPONSE']._serialized_start=1467
+  _globals['_GETNODESTATSRESPONSE']._serialized_end=1594
+  _globals['_QUERYRANGEREQUEST']._serialized_start=1596
+  _globals['_QUERYRANGEREQUEST']._serialized_end=1671
+  _globals['_POINT']._serialized_start=1674
+  _globals['_POINT']._serialized_end=1977
+  _globals['_SERIES']._serialized_start=1979
+  _globals['_SERIES']._serialized_end=2052
+  _globals['_QUERYRANGERESPONSE']._serialized_start=2054
+  _globals['_QUERYRANGERESPONSE']._serialized_end=2132
+  _globals['_WATCHREQUEST']._serialized_start=2134
+  _globals['_WATCHREQUEST']._serialized_end=2218
+  _globals['_WATCHRESPONSE']._serialized_start=2221
+  _globals['_WATCHRESPONSE']._serialized_end=2362
+  _globals['_STATSSERVICE']._serialized_start=2365
+  _globals['_STATSSERVICE']._serialized_end=2786
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ class Histogram(_message.Message):
     def __init__(self, relative_accuracy: _Optional[float] = ..., indexes: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ..., zero_count: _Optional[int] = ..., sum: _Optional[float] = ...) -> None: ...
 
 class QueueSample(_message.Message):
-    __slots__ = ("queue", "succeeded", "failed", "retried", "dead_lettered", "rejected", "in_flight", "busy_slots", "backlog", "run_time", "end_to_end", "wait_time")
+    __slots__ = ("queue", "succeeded", "failed", "retried", "dead_lettered", "rejected", "in_flight", "busy_slots", "backlog", "run_time", "end_to_end", "wait_time", "implausible_times")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class QueueSample(_message.Message):
     RUN_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TO_END_FIELD_NUMBER: _ClassVar[int]
     WAIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    IMPLAUSIBLE_TIMES_FIELD_NUMBER: _ClassVar[int]
     queue: str
     succeeded: int
     failed: int
@@ -50,7 +51,8 @@ class QueueSample(_message.Message):
     run_time: Histogram
     end_to_end: Histogram
     wait_time: Histogram
-    def __init__(self, queue: _Optional[str] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., rejected: _Optional[int] = ..., in_flight: _Optional[int] = ..., busy_slots: _Optional[int] = ..., backlog: _Optional[int] = ..., run_time: _Optional[_Union[Histogram, _Mapping]] = ..., end_to_end: _Optional[_Union[Histogram, _Mapping]] = ..., wait_time: _Optional[_Union[Histogram, _Mapping]] = ...) -> None: ...
+    implausible_times: int
+    def __init__(self, queue: _Optional[str] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., rejected: _Optional[int] = ..., in_flight: _Optional[int] = ..., busy_slots: _Optional[int] = ..., backlog: _Optional[int] = ..., run_time: _Optional[_Union[Histogram, _Mapping]] = ..., end_to_end: _Optional[_Union[Histogram, _Mapping]] = ..., wait_time: _Optional[_Union[Histogram, _Mapping]] = ..., implausible_times: _Optional[int] = ...) -> None: ...
 
 class Percentiles(_message.Message):
     __slots__ = ("p50", "p90", "p99", "p999", "mean", "count")
