@@ -100,7 +100,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         response = admin_pb2.GetQueueResponse(queue=redact_spec(spec))
         for session in self.app.sessions.all():
             record = session.record
-            if not runs_on(spec, record.labels, record.draining, record.cordoned_queues):
+            if not runs_on(spec, record.placeable()):
                 continue
             status = next((q for q in session.heartbeat.queues if q.queue == spec.name), None)
             response.placements.add(node_id=session.record.node_id, state=self.app.sessions.state(session.record.node_id),

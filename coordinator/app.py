@@ -27,6 +27,10 @@ T = TypeVar("T")
 STATS_FLUSH_EVERY = 5.0
 # Rounds of persist_last_seen it takes to write every connected node once.
 SEEN_ROUNDS = 12
+# Pushes a node's arrival asks for (its tasks may change what other nodes
+# hand back) run at most this often: a thousand nodes reconnecting at once
+# cost a few pushes, not a thousand.
+PUSH_EVERY = 1.0
 DEFAULT_STATS_RETENTION = 7 * 86400
 
 
@@ -47,6 +51,7 @@ class Coordinator:
         # event loop must never block on the database.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._push_lock = asyncio.Lock()
+        self._push_wanted = asyncio.Event()
         # Nodes that disconnected since the last write of last-seen times.
         self._departed: dict[str, float] = {}
         # Whether the last store call failed for an outage (said once, and its end once).
@@ -76,7 +81,24 @@ class Coordinator:
         """Recompute every connected node's assignment and send those that changed."""
         async with self._push_lock:
             queues, generation = await self.db(self.store.snapshot)
-            self.sessions.push(queues, generation)
+            nodes = await self.db(self.store.list_nodes)
+            self.sessions.push(queues, generation, nodes)
+
+    def request_push(self) -> None:
+        """A push soon (see PUSH_EVERY), for a change that is not the desired state's."""
+        self._push_wanted.set()
+
+    async def pushes(self) -> None:
+        while True:
+            await self._push_wanted.wait()
+            self._push_wanted.clear()
+            try:
+                await self.push()
+            except StoreDown:
+                self._push_wanted.set()  # said once, by db(); tried again
+            except Exception:
+                log.exception("pushing assignments")
+            await asyncio.sleep(PUSH_EVERY)
 
     async def persist_last_seen(self, every: float) -> None:
         """Write connected nodes' last-seen times to the store: each round a

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from octobot.coordinator.stats_series import RETENTION
 from octobot.histogram import Histogram
+from octobot.node.metrics import MAX_MISSING_TASKS
 from octobot.node.stats_buffer import CAPACITY
 from octobot.queue_specs import NAME
 from octobot.v1 import node_pb2
@@ -152,6 +153,9 @@ def check_heartbeat(heartbeat: node_pb2.Heartbeat) -> None:
         if len(q.error) > MAX_ERROR_CHARS:
             raise Invalid("heartbeat", f"queue {q.queue}: error of {len(q.error)} characters; "
                                        f"at most {MAX_ERROR_CHARS}")
+        if len(q.missing_tasks) > MAX_MISSING_TASKS or any(len(t) > MAX_TASK_NAME for t in q.missing_tasks):
+            raise Invalid("heartbeat", f"queue {q.queue}: more than {MAX_MISSING_TASKS} missing tasks, "
+                                       f"or one over {MAX_TASK_NAME} characters")
 
 
 def check_queue_name(name: str) -> str:

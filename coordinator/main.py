@@ -125,7 +125,7 @@ async def serve(opts: Options) -> None:
     background = [asyncio.create_task(app.persist_last_seen(every=5.0)),
                   asyncio.create_task(app.auth.keep_loaded(persist_used)),
                   asyncio.create_task(app.stats.maintain()), asyncio.create_task(app.keep_stats()),
-                  asyncio.create_task(app.reports.run()),
+                  asyncio.create_task(app.reports.run()), asyncio.create_task(app.pushes()),
                   asyncio.create_task(stats.refresh())]
     await stop.wait()
     log.info("shutting down")

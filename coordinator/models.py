@@ -28,6 +28,7 @@ class QueueRow(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     max_message_bytes: Mapped[int] = mapped_column(Integer)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tasks: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 

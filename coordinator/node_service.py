@@ -56,8 +56,10 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
                  record.labels, hello.pid)
         queues, generation = await self.app.db(self.app.store.snapshot)
         # The full snapshot on connect corrects whatever the node missed.
-        session.sent = session.assignment(queues, generation)
+        session.sent = session.assignment(queues, generation, self.app.sessions.served)
         yield node_pb2.CoordinatorMessage(assignment=session.sent)
+        if not self.app.sessions.placed_as(record):
+            self.app.request_push()
 
         reader = asyncio.create_task(self._read(session, request_iterator))
         try:

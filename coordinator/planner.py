@@ -1,32 +1,94 @@
 """Which queues each node runs: the assignment planner.
 
-A node gets every queue whose selector matches its labels. A draining node gets
-no queues and the drain flag, so it stops fetching and finishes what it holds.
-A cordoned node gets no new queues: only those of its matching queues it ran
+A node gets every queue whose selector matches its labels and, if the queue
+declares the tasks it carries, that has them. A draining node gets no queues
+and the drain flag, so it stops fetching and finishes what it holds. A
+cordoned node gets no new queues: only those of its matching queues it ran
 when it was cordoned (``cordoned`` names them; None when not cordoned).
+
+Nodes of one queue may still differ in their tasks (a rolling deploy): each
+assignment lists, per queue, the tasks some of its nodes have and others lack
+(``served_tasks``), so a node lacking one hands its messages back to the
+broker for another node instead of dead-lettering them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+import functools
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from octobot.selector import Selector
 from octobot.v1 import queue_pb2
 
+# Task names listed per queue in an assignment at most (a node registers at most as many).
+MAX_SERVED_TASKS = 10_000
 
-def runs_on(queue: queue_pb2.QueueSpec, labels: Mapping[str, str], draining: bool,
-            cordoned: Collection[str] | None = None) -> bool:
-    """Whether a node with these labels, drain flag and cordon runs the queue."""
-    if draining or (cordoned is not None and queue.name not in cordoned):
+
+@dataclass(frozen=True, slots=True)
+class Placeable:
+    """What the planner knows of a node."""
+
+    labels: Mapping[str, str]
+    tasks: frozenset[str]
+    draining: bool = False
+    cordoned: Collection[str] | None = None
+
+
+def carries(patterns: Sequence[str], tasks: Collection[str]) -> bool:
+    """Whether a node with ``tasks`` has a task for each of a queue's patterns:
+    a name, or a prefix such as "emails.*"."""
+    for pattern in patterns:
+        if pattern.endswith("*"):
+            prefix = pattern[:-1]
+            if not any(task.startswith(prefix) for task in tasks):
+                return False
+        elif pattern not in tasks:
+            return False
+    return True
+
+
+def runs_on(queue: queue_pb2.QueueSpec, node: Placeable) -> bool:
+    """Whether the node runs the queue."""
+    if node.draining or (node.cordoned is not None and queue.name not in node.cordoned):
         return False
-    return Selector.parse(queue.selector).matches(labels)
+    return _selector(queue.selector).matches(node.labels) and carries(queue.tasks, node.tasks)
 
 
-def plan(labels: Mapping[str, str], draining: bool, queues: Iterable[queue_pb2.QueueSpec],
-         generation: int, cordoned: Collection[str] | None = None) -> queue_pb2.Assignment:
+@functools.lru_cache(maxsize=4096)
+def _selector(text: str) -> Selector:
+    return Selector.parse(text)
+
+
+def served_tasks(queues: Iterable[queue_pb2.QueueSpec], nodes: Iterable[Placeable]) -> dict[str, list[str]]:
+    """Per queue, the tasks some of its nodes have and others lack (sorted, at
+    most MAX_SERVED_TASKS); queues whose nodes all have the same tasks are left out."""
+    queues = list(queues)
+    union: dict[str, set[str]] = {}
+    common: dict[str, set[str]] = {}
+    for node in nodes:
+        tasks = set(node.tasks)
+        for q in queues:
+            if runs_on(q, node):
+                union.setdefault(q.name, set()).update(tasks)
+                common[q.name] = common[q.name] & tasks if q.name in common else set(tasks)
+    return {name: sorted(tasks - common[name])[:MAX_SERVED_TASKS] for name, tasks in union.items()
+            if tasks != common[name]}
+
+
+def plan(node: Placeable, queues: Iterable[queue_pb2.QueueSpec], generation: int,
+         served: Mapping[str, Sequence[str]]) -> queue_pb2.Assignment:
     """The full assignment for one node."""
-    chosen = [q for q in queues if runs_on(q, labels, draining, cordoned)]
-    return queue_pb2.Assignment(generation=generation, queues=chosen, drain=draining)
+    chosen = []
+    for q in queues:
+        if runs_on(q, node):
+            if q.name in served:
+                spec = queue_pb2.QueueSpec()
+                spec.CopyFrom(q)
+                spec.served_tasks[:] = served[q.name]
+                q = spec
+            chosen.append(q)
+    return queue_pb2.Assignment(generation=generation, queues=chosen, drain=node.draining)
 
 
 def same_work(a: queue_pb2.Assignment, b: queue_pb2.Assignment | None) -> bool:

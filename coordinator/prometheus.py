@@ -122,6 +122,16 @@ async def render(app: Coordinator) -> list[bytes]:
             session = app.sessions.get(node)
             out.append(f"octobot_node_applied_generation{{{_labels(('node', 'dc'), (node, dc))}}} "
                        f"{session.applied_generation if session else 0}\n")
+        _family(out, "octobot_handed_back_messages_total", "counter",
+                "Messages a node handed back because their task is not registered there but is on "
+                "another node of the queue (a rolling deploy)")
+        for node, dc in dcs.items():
+            session = app.sessions.get(node)
+            for status in session.heartbeat.queues if session else ():
+                if status.handed_back:
+                    out.append(f"octobot_handed_back_messages_total"
+                               f"{{{_labels(('queue', 'node', 'dc'), (status.queue, node, dc))}}} "
+                               f"{status.handed_back}\n")
         _family(out, "octobot_assignment_generation", "gauge", "Generation of the desired state")
         out.append(f"octobot_assignment_generation {generation}\n")
         _family(out, "octobot_stats_samples_total", "counter", "Node queue samples ingested")

@@ -11,7 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from octobot.coordinator.planner import plan, same_work
+from octobot.coordinator.planner import Placeable, plan, same_work, served_tasks
 from octobot.coordinator.store import NodeRecord
 from octobot.v1 import admin_pb2, node_pb2, queue_pb2
 
@@ -44,10 +44,10 @@ class NodeSession:
     applied_generation: int = 0
     sent: queue_pb2.Assignment | None = None
 
-    def assignment(self, queues: list[queue_pb2.QueueSpec], generation: int) -> queue_pb2.Assignment:
+    def assignment(self, queues: list[queue_pb2.QueueSpec], generation: int,
+                   served: dict[str, list[str]]) -> queue_pb2.Assignment:
         """What the planner gives this node now."""
-        r = self.record
-        return plan(r.labels, r.draining, queues, generation, r.cordoned_queues)
+        return plan(self.record.placeable(), queues, generation, served)
 
     def send_if_changed(self, assignment: queue_pb2.Assignment) -> None:
         if not same_work(assignment, self.sent):
@@ -61,6 +61,10 @@ class Sessions:
     def __init__(self, liveness: Liveness) -> None:
         self.liveness = liveness
         self._by_id: dict[str, NodeSession] = {}
+        # Of the last push: what each registered node was placed as, and each
+        # queue's tasks that only some of its nodes have.
+        self._placed: dict[str, Placeable] = {}
+        self.served: dict[str, list[str]] = {}
 
     def attach(self, session: NodeSession) -> None:
         # A reconnecting node may arrive before its old stream is noticed dead.
@@ -76,10 +80,18 @@ class Sessions:
     def all(self) -> list[NodeSession]:
         return list(self._by_id.values())
 
-    def push(self, queues: list[queue_pb2.QueueSpec], generation: int) -> None:
-        """Send every session whose work changed its new full assignment."""
+    def push(self, queues: list[queue_pb2.QueueSpec], generation: int, nodes: list[NodeRecord]) -> None:
+        """Send every session whose work changed its new full assignment;
+        ``nodes``: every registered node, whose tasks make ``served``."""
+        self._placed = {node.node_id: node.placeable() for node in nodes}
+        self.served = served_tasks(queues, self._placed.values())
         for session in self._by_id.values():
-            session.send_if_changed(session.assignment(queues, generation))
+            session.send_if_changed(session.assignment(queues, generation, self.served))
+
+    def placed_as(self, record: NodeRecord) -> bool:
+        """Whether the last push knew the node as it is now (labels, tasks,
+        drain, cordon): if not, the other nodes' served tasks may change."""
+        return self._placed.get(record.node_id) == record.placeable()
 
     def forget(self, node_id: str) -> None:
         """Drop a forgotten node's session and end its stream: if it was only

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from octobot import queue_specs
 from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow, TokenRow
-from octobot.coordinator.planner import runs_on
+from octobot.coordinator.planner import Placeable, runs_on
 from octobot.coordinator.tokens import MAX_TOKENS, ROLE_NAMES, ROLES_BY_NAME, TokenRecord
 from octobot.coordinator.bucket_sums import sum_buckets
 from octobot.histogram import DEFAULT_ACCURACY
@@ -40,7 +40,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 # QueueSpec fields the store keeps as columns (everything but timestamps).
 QUEUE_FIELDS = ("backend", "url", "priority", "concurrency", "selector", "max_retries",
-                "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options")
+                "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options", "tasks")
 
 
 def outage(exc: BaseException) -> StoreDown | None:
@@ -85,6 +85,9 @@ class NodeRecord:
     draining: bool = False
     # None when not cordoned; else the queues the node may keep running.
     cordoned_queues: list[str] | None = None
+
+    def placeable(self) -> Placeable:
+        return Placeable(self.labels, frozenset(self.tasks), self.draining, self.cordoned_queues)
 
 
 @dataclass(slots=True)
@@ -155,7 +158,7 @@ def _queue_to_proto(row: QueueRow) -> queue_pb2.QueueSpec:
         name=row.name, backend=row.backend, url=row.url, priority=row.priority,
         concurrency=row.concurrency, selector=row.selector, max_retries=row.max_retries,
         retry_backoff=row.retry_backoff, task_timeout=row.task_timeout, paused=row.paused,
-        max_message_bytes=row.max_message_bytes, options=row.options or {})
+        max_message_bytes=row.max_message_bytes, options=row.options or {}, tasks=row.tasks or [])
     spec.created_at.FromNanoseconds(int(row.created_at * 1e9))
     spec.updated_at.FromNanoseconds(int(row.updated_at * 1e9))
     return spec
@@ -164,6 +167,7 @@ def _queue_to_proto(row: QueueRow) -> queue_pb2.QueueSpec:
 def _queue_values(spec: queue_pb2.QueueSpec) -> dict[str, Any]:
     values = {f: getattr(spec, f) for f in QUEUE_FIELDS}
     values["options"] = dict(spec.options)
+    values["tasks"] = list(spec.tasks)
     return values
 
 
@@ -389,7 +393,8 @@ class Store:
             if row.cordoned_queues is not None:
                 return _node_record(row), self._generation(session)
             queues = [_queue_to_proto(q) for q in session.scalars(select(QueueRow).order_by(QueueRow.name))]
-            row.cordoned_queues = [q.name for q in queues if runs_on(q, row.labels or {}, row.draining)]
+            node = Placeable(row.labels or {}, frozenset(row.tasks or []), row.draining)
+            row.cordoned_queues = [q.name for q in queues if runs_on(q, node)]
             self._audit(session, actor, "node.cordon", node_id, {"keeps": row.cordoned_queues})
             return _node_record(row), self._bump_generation(session)
 

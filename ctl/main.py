@@ -91,6 +91,8 @@ SPEC_OPTIONS: list[tuple[str, str, Any, str]] = [
 def spec_options(fn: F) -> F:
     for flag, _, kind, help_text in reversed(SPEC_OPTIONS):
         fn = click.option(flag, type=kind, default=None, help=help_text)(fn)
+    fn = click.option("--tasks", help="tasks the queue carries, comma-separated names or prefixes such as "
+                                      "'emails.*': it runs only on nodes that have them ('' for any node)")(fn)
     return click.option("--option", "options", multiple=True, help="backend option key=value (repeatable)")(fn)
 
 
@@ -105,6 +107,9 @@ def _spec_from(name: str, values: dict[str, Any], options: tuple[str, ...]) -> t
     if options:
         spec.options.update(_options(options))
         paths.append("options")
+    if values.get("tasks") is not None:
+        spec.tasks.extend(t.strip() for t in values["tasks"].split(",") if t.strip())
+        paths.append("tasks")
     return spec, paths
 
 
@@ -168,7 +173,8 @@ def queue_show(cluster: Cluster, name: str, output: str) -> None:
     data = to_dict(resp.queue)
     data["nodes"] = [{"node": p.node_id, "state": STATES.get(p.state, "?"), "applied_generation": p.applied_generation,
                       "workers": p.status.workers, "in_flight": p.status.in_flight,
-                      "connected": p.status.connected} for p in resp.placements]
+                      "connected": p.status.connected, "handed_back": p.status.handed_back,
+                      "missing_tasks": list(p.status.missing_tasks)} for p in resp.placements]
     fields(output, data)
 
 

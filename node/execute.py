@@ -21,6 +21,9 @@ MAX_BACKOFF = 3600.0
 # Doublings past this reach MAX_BACKOFF anyway; a message's attempt (any
 # number a producer wrote) must not overflow the float.
 MAX_DOUBLINGS = 64
+# Seconds before a message whose task this node lacks comes back to the
+# queue: long enough that the nodes that have the task take it first.
+HAND_BACK_DELAY = 1.0
 
 
 def retry_delay(base: float, attempt: int) -> float:
@@ -40,7 +43,10 @@ def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
         return False
     fn = tasks.lookup(envelope.task)
     if fn is None:
-        _reject(delivery, backend, metrics, f"unknown task {envelope.task!r}")
+        if envelope.task in spec.served_tasks:
+            _hand_back(delivery, backend, metrics, envelope.task)
+        else:
+            _reject(delivery, backend, metrics, f"unknown task {envelope.task!r}")
         return False
 
     started = time.time()
@@ -71,6 +77,15 @@ def _failed(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
     log.warning("task %s (%s) dead-lettered: %s", envelope.task, envelope.id, reason)
     if settle(backend, "dead_letter", delivery, reason, traceback.format_exc()):
         metrics.count(dead_lettered=1)
+
+
+def _hand_back(delivery: Delivery, backend: Backend, metrics: QueueMetrics, task: str) -> None:
+    """Another node of the queue has the task: the message goes back to the
+    queue as it is (same attempt), for a while, so that node runs it."""
+    if metrics.handed_back(task):
+        log.warning("queue %s: task %r is not registered on this node but is on others serving the queue; "
+                    "its messages are handed back to them (a node on older code?)", backend.queue, task)
+    settle(backend, "retry", delivery, delivery.body, retry_delay(HAND_BACK_DELAY, 0))
 
 
 def _reject(delivery: Delivery, backend: Backend, metrics: QueueMetrics, reason: str) -> None:

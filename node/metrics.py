@@ -19,6 +19,8 @@ _TASK = Struct("=dddd")
 # drift), is left out of wait and end-to-end times rather than skew them.
 MAX_WAIT = 30 * 86400.0
 MAX_AHEAD = 300.0
+# Missing task names a queue's status lists.
+MAX_MISSING_TASKS = 10
 
 log = logging.getLogger("octobot.node")
 
@@ -47,6 +49,9 @@ class QueueMetrics:
         self._lock = threading.Lock()  # for the rarer outcome counters
         self.retried = self.dead_lettered = self.rejected = 0
         self._said_implausible = False
+        # Since the node started: messages handed back for a task missing here, and the first such tasks.
+        self.handed_back_count = 0
+        self.missing_tasks: list[str] = []
 
     def finished(self, ok: bool, enqueued_at: float, started: float, ended: float) -> None:
         """One task ran from ``started`` to ``ended`` (wall clock); ``enqueued_at`` 0 if unknown."""
@@ -58,6 +63,15 @@ class QueueMetrics:
             self.retried += retried
             self.dead_lettered += dead_lettered
             self.rejected += rejected
+
+    def handed_back(self, task: str) -> bool:
+        """Count a message handed back for a task missing here; True the first time for this task."""
+        with self._lock:
+            self.handed_back_count += 1
+            if task in self.missing_tasks or len(self.missing_tasks) >= MAX_MISSING_TASKS:
+                return False
+            self.missing_tasks.append(task)
+            return True
 
     def take(self, in_flight: int, busy_slots: int, backlog: int) -> stats_pb2.QueueSample:
         """The interval's sample, with the given gauges; starts a new interval."""

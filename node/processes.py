@@ -23,6 +23,7 @@ from octobot.histogram import Histogram
 from octobot.logs import setup_logging
 from octobot.outcomes import SAMPLE_COUNTS
 from octobot.node.agent import Agent
+from octobot.node.metrics import MAX_MISSING_TASKS
 from octobot.secrets import SecretSources
 from octobot.node.state import StateDir
 from octobot.v1 import node_pb2, queue_pb2, stats_pb2
@@ -60,6 +61,9 @@ def merge_heartbeats(beats: list[node_pb2.Heartbeat]) -> node_pb2.Heartbeat:
             into.connected = into.connected and status.connected
             into.paused = status.paused
             into.error = into.error or status.error
+            into.handed_back += status.handed_back
+            into.missing_tasks.extend(t for t in status.missing_tasks if t not in into.missing_tasks
+                                      and len(into.missing_tasks) < MAX_MISSING_TASKS)
     return node_pb2.Heartbeat(queues=list(merged.values()), drained=bool(beats) and all(b.drained for b in beats))
 
 

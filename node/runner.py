@@ -140,8 +140,11 @@ class QueueRunner:
 
     def status(self) -> node_pb2.QueueStatus:
         with self._lock:
-            return node_pb2.QueueStatus(queue=self.spec.name, workers=self._workers, in_flight=len(self._running),
-                                        connected=self._connected, paused=self.spec.paused, error=self._error)
+            status = node_pb2.QueueStatus(queue=self.spec.name, workers=self._workers, in_flight=len(self._running),
+                                          connected=self._connected, paused=self.spec.paused, error=self._error)
+        status.handed_back = self.metrics.handed_back_count
+        status.missing_tasks.extend(self.metrics.missing_tasks)
+        return status
 
     def sample(self) -> stats_pb2.QueueSample:
         with self._lock:

@@ -42,7 +42,7 @@ CONNECTION_KEYS = ("host", "port", "db", "vhost", "username", "password", "path"
 FIELD_KEYS = ("priority", "concurrency", "selector", "max_retries", "retry_backoff", "task_timeout",
               "max_message_bytes", "paused")
 ALIASES = {"protocol": "backend", "workers": "concurrency"}
-KNOWN_KEYS = {"name", "backend", "url", "options", *FIELD_KEYS, *CONNECTION_KEYS, *ALIASES}
+KNOWN_KEYS = {"name", "backend", "url", "options", "tasks", *FIELD_KEYS, *CONNECTION_KEYS, *ALIASES}
 
 
 class FileError(ValueError):
@@ -145,6 +145,10 @@ def parse_queue(entry: Any, where: str) -> queue_pb2.QueueSpec:
     if not isinstance(options, dict):
         raise FileError(f"{where}.options: must be a mapping")
     spec.options.update({str(k): str(v) for k, v in options.items()})
+    tasks = entry.get("tasks") or []
+    if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+        raise FileError(f"{where}.tasks: must be a list of task names or prefixes such as emails.*")
+    spec.tasks.extend(tasks)
     try:
         return queue_specs.validate(queue_specs.with_defaults(spec))
     except queue_specs.SpecError as exc:
@@ -177,6 +181,5 @@ def load(source: str | Path | IO[str]) -> list[queue_pb2.QueueSpec]:
 
 def dump(queues: list[queue_pb2.QueueSpec]) -> str:
     """The queues in the format ``load`` reads, every setting spelled out."""
-    entries = [{"name": q.name, **{f: dict(sorted(q.options.items())) if f == "options" else getattr(q, f)
-                                   for f in queue_specs.UPDATABLE}} for q in queues]
+    entries = [{"name": q.name, **{f: queue_specs.field_value(q, f) for f in queue_specs.UPDATABLE}} for q in queues]
     return yaml.safe_dump({"queues": entries}, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -19,7 +19,7 @@ DEFAULTS: dict[str, Any] = {"priority": 5, "concurrency": 4, "max_retries": 3, "
                             "max_message_bytes": DEFAULT_MAX_BYTES}
 # Fields an update may name; name and timestamps are fixed.
 UPDATABLE = ("backend", "url", "priority", "concurrency", "selector", "max_retries", "retry_backoff",
-             "task_timeout", "paused", "max_message_bytes", "options")
+             "task_timeout", "paused", "max_message_bytes", "options", "tasks")
 # The fields that say where a queue lives: changing them takes an admin.
 WHERE = ("backend", "url")
 MAX_CONCURRENCY = 1000
@@ -30,6 +30,10 @@ MAX_URL = 2048
 MAX_SELECTOR = 1024
 MAX_OPTIONS = 64
 MAX_OPTION_CHARS = 1024
+# Tasks a queue declares: names as @octobot.task registers them (a node's
+# Hello carries them), or a prefix ending in "*".
+MAX_TASK_PATTERNS = 100
+TASK_PATTERN = re.compile(r"[^\s*]{1,255}\*?|\*")
 # gRPC's message limit (an Enqueue carries messages) and far above what brokers take by default.
 MAX_MESSAGE_BYTES = 64 << 20
 # Options every backend reads, as numbers: (lowest, highest). Below a second,
@@ -81,6 +85,10 @@ def validate(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
     if len(spec.options) > MAX_OPTIONS or any(len(k) > MAX_OPTION_CHARS or len(v) > MAX_OPTION_CHARS
                                               for k, v in spec.options.items()):
         raise SpecError("options", f"at most {MAX_OPTIONS} options of {MAX_OPTION_CHARS} characters")
+    if len(spec.tasks) > MAX_TASK_PATTERNS or not all(TASK_PATTERN.fullmatch(t) and t.isprintable()
+                                                               for t in spec.tasks):
+        raise SpecError("tasks", f"tasks must be at most {MAX_TASK_PATTERNS} task names or prefixes ending in *"
+                                 " (such as emails.*), without spaces")
     if not 0 < spec.max_message_bytes <= MAX_MESSAGE_BYTES:
         raise SpecError("max_message_bytes", f"max_message_bytes must be between 1 and {MAX_MESSAGE_BYTES}, "
                                              f"got {spec.max_message_bytes}")
@@ -120,6 +128,8 @@ def merge_update(current: queue_pb2.QueueSpec, new: queue_pb2.QueueSpec, paths: 
         if path == "options":
             merged.options.clear()
             merged.options.update(new.options)
+        elif path == "tasks":
+            merged.tasks[:] = new.tasks
         elif path == "url":
             merged.url = keep_stored_secret(new.url, current.url)
         else:
@@ -127,7 +137,7 @@ def merge_update(current: queue_pb2.QueueSpec, new: queue_pb2.QueueSpec, paths: 
     if "backend" in paths and "url" not in paths:
         merged.url = backends.backend_class(merged.backend).default_url
     merged = validate(merged)
-    changes = {p: (dict(merged.options) if p == "options" else getattr(merged, p)) for p in paths}
+    changes = {p: field_value(merged, p) for p in paths}
     if "url" not in changes and merged.url != current.url:
         changes["url"] = merged.url
     return merged, changes
@@ -149,8 +159,12 @@ def validate_all(specs: list[queue_pb2.QueueSpec]) -> list[queue_pb2.QueueSpec]:
 
 
 def field_value(spec: queue_pb2.QueueSpec, name: str) -> Any:
-    """A QueueSpec field as a plain value (options as a dict)."""
-    return dict(spec.options) if name == "options" else getattr(spec, name)
+    """A QueueSpec field as a plain value (options as a dict, tasks as a list)."""
+    if name == "options":
+        return dict(sorted(spec.options.items()))
+    if name == "tasks":
+        return list(spec.tasks)
+    return getattr(spec, name)
 
 
 def changed_fields(current: queue_pb2.QueueSpec, desired: queue_pb2.QueueSpec) -> list[str]:

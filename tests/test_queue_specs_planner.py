@@ -200,42 +200,47 @@ def test_merge_update_rejects_empty_paths() -> None:
 
 # -- planner --------------------------------------------------------------------
 
+def node(labels: dict[str, str], draining: bool = False, cordoned: list[str] | None = None,
+         tasks: tuple[str, ...] = ()) -> planner.Placeable:
+    return planner.Placeable(labels, frozenset(tasks), draining, cordoned)
+
+
 def queues() -> list[queue_pb2.QueueSpec]:
     return [full("all"), full("east", selector="dc=us-east"), full("west", selector="dc=eu-west"),
             full("gpu", selector="gpu,dc in (us-east,eu-west)"), full("nogpu", selector="!gpu")]
 
 
 def test_plan_picks_queues_by_selector() -> None:
-    a = planner.plan({"dc": "us-east"}, False, queues(), generation=7)
+    a = planner.plan(node({"dc": "us-east"}, False), queues(), 7, {})
     assert [q.name for q in a.queues] == ["all", "east", "nogpu"]
     assert a.generation == 7 and a.drain is False
-    b = planner.plan({"dc": "eu-west", "gpu": "1"}, False, queues(), generation=8)
+    b = planner.plan(node({"dc": "eu-west", "gpu": "1"}, False), queues(), 8, {})
     assert [q.name for q in b.queues] == ["all", "west", "gpu"]
-    assert [q.name for q in planner.plan({}, False, queues(), 1).queues] == ["all", "nogpu"]
+    assert [q.name for q in planner.plan(node({}, False), queues(), 1, {}).queues] == ["all", "nogpu"]
 
 
 def test_plan_carries_the_full_specs() -> None:
     qs = queues()
-    a = planner.plan({"dc": "us-east"}, False, qs, generation=1)
+    a = planner.plan(node({"dc": "us-east"}, False), qs, 1, {})
     assert a.queues[1] == qs[1]
 
 
 def test_draining_node_gets_no_queues() -> None:
-    a = planner.plan({"dc": "us-east"}, True, queues(), generation=3)
+    a = planner.plan(node({"dc": "us-east"}, True), queues(), 3, {})
     assert list(a.queues) == []
     assert a.drain is True and a.generation == 3
-    assert not planner.runs_on(queues()[0], {"dc": "us-east"}, draining=True)
-    assert planner.runs_on(queues()[0], {"dc": "us-east"}, draining=False)
+    assert not planner.runs_on(queues()[0], node({"dc": "us-east"}, True))
+    assert planner.runs_on(queues()[0], node({"dc": "us-east"}, False))
 
 
 def test_plan_with_no_queues() -> None:
-    a = planner.plan({"dc": "x"}, False, [], generation=0)
+    a = planner.plan(node({"dc": "x"}, False), [], 0, {})
     assert list(a.queues) == [] and a.drain is False
 
 
 def test_same_work_ignores_generation() -> None:
-    a = planner.plan({"dc": "us-east"}, False, queues(), generation=1)
-    b = planner.plan({"dc": "us-east"}, False, queues(), generation=2)
+    a = planner.plan(node({"dc": "us-east"}, False), queues(), 1, {})
+    b = planner.plan(node({"dc": "us-east"}, False), queues(), 2, {})
     assert planner.same_work(a, b)
     assert not planner.same_work(a, None)
 
@@ -244,30 +249,30 @@ def test_same_work_sees_spec_changes() -> None:
     before = queues()
     after = queues()
     after[0].concurrency = 9
-    a = planner.plan({"dc": "us-east"}, False, before, 1)
-    b = planner.plan({"dc": "us-east"}, False, after, 2)
+    a = planner.plan(node({"dc": "us-east"}, False), before, 1, {})
+    b = planner.plan(node({"dc": "us-east"}, False), after, 2, {})
     assert not planner.same_work(a, b)
     # A change to a queue this node does not run is not its work.
     after2 = queues()
     after2[2].concurrency = 9  # "west"
-    assert planner.same_work(a, planner.plan({"dc": "us-east"}, False, after2, 3))
+    assert planner.same_work(a, planner.plan(node({"dc": "us-east"}, False), after2, 3, {}))
 
 
 def test_same_work_sees_drain_and_queue_set_changes() -> None:
-    a = planner.plan({"dc": "us-east"}, False, queues(), 1)
-    assert not planner.same_work(a, planner.plan({"dc": "us-east"}, True, queues(), 1))
-    assert not planner.same_work(a, planner.plan({"dc": "us-east"}, False, queues()[:2], 1))
-    assert not planner.same_work(a, planner.plan({"dc": "eu-west"}, False, queues(), 1))
+    a = planner.plan(node({"dc": "us-east"}, False), queues(), 1, {})
+    assert not planner.same_work(a, planner.plan(node({"dc": "us-east"}, True), queues(), 1, {}))
+    assert not planner.same_work(a, planner.plan(node({"dc": "us-east"}, False), queues()[:2], 1, {}))
+    assert not planner.same_work(a, planner.plan(node({"dc": "eu-west"}, False), queues(), 1, {}))
 
 
 def test_cordoned_node_keeps_only_its_queues() -> None:
-    a = planner.plan({"dc": "us-east"}, False, queues(), 4, cordoned=["east", "west", "gone"])
+    a = planner.plan(node({"dc": "us-east"}, False, cordoned=["east", "west", "gone"]), queues(), 4, {})
     assert [q.name for q in a.queues] == ["east"], "still only what its labels select"
     assert a.drain is False
-    assert [q.name for q in planner.plan({"dc": "us-east"}, False, queues(), 4, cordoned=[]).queues] == []
-    assert planner.runs_on(queues()[1], {"dc": "us-east"}, False, cordoned=None)
-    assert not planner.runs_on(queues()[0], {"dc": "us-east"}, False, cordoned=["east"])
-    assert not planner.runs_on(queues()[1], {"dc": "us-east"}, True, cordoned=["east"])
+    assert [q.name for q in planner.plan(node({"dc": "us-east"}, False, cordoned=[]), queues(), 4, {}).queues] == []
+    assert planner.runs_on(queues()[1], node({"dc": "us-east"}, False, cordoned=None))
+    assert not planner.runs_on(queues()[0], node({"dc": "us-east"}, False, cordoned=["east"]))
+    assert not planner.runs_on(queues()[1], node({"dc": "us-east"}, True, cordoned=["east"]))
 
 
 # -- apply's diff -------------------------------------------------------------------
@@ -293,3 +298,45 @@ def test_validate_all_names_the_queue_and_refuses_duplicates() -> None:
         queue_specs.validate_all([queue_pb2.QueueSpec(name="b", backend="redis", priority=11)])
     with pytest.raises(ValueError, match="queue 'a' is declared twice"):
         queue_specs.validate_all([full("a"), full("a", priority=2)])
+
+
+def test_a_queue_declaring_tasks_runs_only_on_nodes_that_have_them() -> None:
+    assert planner.carries([], set())
+    assert planner.carries(["emails.send", "reports.*"], {"emails.send", "reports.daily", "x"})
+    assert not planner.carries(["emails.send", "reports.*"], {"emails.send", "reportsx"})
+    assert not planner.carries(["emails.send"], {"emails.sendmore"})
+    assert planner.carries(["*"], {"any"}) and not planner.carries(["*"], set())
+    emails = full("emails", tasks=["emails.*"])
+    assert planner.runs_on(emails, node({}, tasks=("emails.send",)))
+    assert not planner.runs_on(emails, node({}, tasks=("reports.daily",)))
+    with_tasks = planner.plan(node({"dc": "us-east"}, tasks=("emails.send",)), [*queues(), emails], 1, {})
+    without = planner.plan(node({"dc": "us-east"}, tasks=("reports.daily",)), [*queues(), emails], 1, {})
+    assert [q.name for q in with_tasks.queues] == [*[q.name for q in without.queues], "emails"]
+
+
+def test_served_tasks_are_those_some_nodes_of_a_queue_lack() -> None:
+    qs = [full("all"), full("east", selector="dc=us-east"), full("west", selector="dc=eu-west")]
+    old = node({"dc": "us-east"}, tasks=("a.send",))
+    new = node({"dc": "us-east"}, tasks=("a.send", "a.new"))
+    west = node({"dc": "eu-west"}, tasks=("a.send", "w.only"))
+    gone = node({"dc": "eu-west"}, draining=True, tasks=("never.placed",))
+    served = planner.served_tasks(qs, [old, new, west, gone])
+    assert served == {"all": ["a.new", "w.only"], "east": ["a.new"]}  # west's one node has all it has
+    assert planner.served_tasks(qs, [new, new]) == {}  # the same tasks everywhere: nothing to list
+    # Each node's assignment carries them; the stored spec is left as it was.
+    plan = planner.plan(old, qs, 5, served)
+    assert [(q.name, list(q.served_tasks)) for q in plan.queues] == [("all", ["a.new", "w.only"]), ("east", ["a.new"])]
+    assert list(qs[0].served_tasks) == []
+    assert not planner.same_work(plan, planner.plan(old, qs, 5, {}))
+
+
+def test_declared_tasks_are_validated_and_updated() -> None:
+    ok = queue_specs.validate(full(tasks=["emails.send", "reports.*", "*"]))
+    assert list(ok.tasks) == ["emails.send", "reports.*", "*"]
+    for bad in (["a b"], ["re*ports"], [""], ["x" * 256], ["t"] * 101):
+        with pytest.raises(queue_specs.SpecError, match="tasks"):
+            queue_specs.validate(full(tasks=bad))
+    merged, changes = queue_specs.merge_update(full(tasks=["a"]), queue_pb2.QueueSpec(tasks=["b", "c.*"]), ["tasks"])
+    assert list(merged.tasks) == ["b", "c.*"] and changes == {"tasks": ["b", "c.*"]}
+    cleared, _ = queue_specs.merge_update(merged, queue_pb2.QueueSpec(), ["tasks"])
+    assert list(cleared.tasks) == []

@@ -76,20 +76,24 @@ class Heartbeat(_message.Message):
     def __init__(self, queues: _Optional[_Iterable[_Union[QueueStatus, _Mapping]]] = ..., drained: _Optional[bool] = ...) -> None: ...
 
 class QueueStatus(_message.Message):
-    __slots__ = ("queue", "workers", "in_flight", "connected", "paused", "error")
+    __slots__ = ("queue", "workers", "in_flight", "connected", "paused", "error", "handed_back", "missing_tasks")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    HANDED_BACK_FIELD_NUMBER: _ClassVar[int]
+    MISSING_TASKS_FIELD_NUMBER: _ClassVar[int]
     queue: str
     workers: int
     in_flight: int
     connected: bool
     paused: bool
     error: str
-    def __init__(self, queue: _Optional[str] = ..., workers: _Optional[int] = ..., in_flight: _Optional[int] = ..., connected: _Optional[bool] = ..., paused: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+    handed_back: int
+    missing_tasks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, queue: _Optional[str] = ..., workers: _Optional[int] = ..., in_flight: _Optional[int] = ..., connected: _Optional[bool] = ..., paused: _Optional[bool] = ..., error: _Optional[str] = ..., handed_back: _Optional[int] = ..., missing_tasks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StatsReport(_message.Message):
     __slots__ = ("at", "interval", "samples")

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class QueueSpec(_message.Message):
-    __slots__ = ("name", "backend", "url", "priority", "concurrency", "selector", "max_retries", "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options", "created_at", "updated_at")
+    __slots__ = ("name", "backend", "url", "priority", "concurrency", "selector", "max_retries", "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options", "created_at", "updated_at", "tasks", "served_tasks")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,8 @@ class QueueSpec(_message.Message):
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    SERVED_TASKS_FIELD_NUMBER: _ClassVar[int]
     name: str
     backend: str
     url: str
@@ -46,7 +48,9 @@ class QueueSpec(_message.Message):
     options: _containers.ScalarMap[str, str]
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., url: _Optional[str] = ..., priority: _Optional[int] = ..., concurrency: _Optional[int] = ..., selector: _Optional[str] = ..., max_retries: _Optional[int] = ..., retry_backoff: _Optional[float] = ..., task_timeout: _Optional[float] = ..., paused: _Optional[bool] = ..., max_message_bytes: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    tasks: _containers.RepeatedScalarFieldContainer[str]
+    served_tasks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., url: _Optional[str] = ..., priority: _Optional[int] = ..., concurrency: _Optional[int] = ..., selector: _Optional[str] = ..., max_retries: _Optional[int] = ..., retry_backoff: _Optional[float] = ..., task_timeout: _Optional[float] = ..., paused: _Optional[bool] = ..., max_message_bytes: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[_Iterable[str]] = ..., served_tasks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("generation", "queues", "drain")
