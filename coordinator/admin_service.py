@@ -45,12 +45,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         refuse_redacted(spec.url)
         created, _ = await self.app.db(self.app.store.create_queue, spec, self.app.auth.actor(context))
         await self.app.push()
-        return admin_pb2.CreateQueueResponse(queue=redact_spec(created))
+        [health] = self.app.sessions.health([created])
+        return admin_pb2.CreateQueueResponse(queue=redact_spec(created), health=health)
 
     @rpc_errors
     async def UpdateQueue(self, request: admin_pb2.UpdateQueueRequest, context: Ctx) -> admin_pb2.UpdateQueueResponse:
-        return admin_pb2.UpdateQueueResponse(
-            queue=await self._update(request.queue.name, request.queue, list(request.update_paths), context))
+        updated = await self._update(request.queue.name, request.queue, list(request.update_paths), context)
+        [health] = self.app.sessions.health([updated])
+        return admin_pb2.UpdateQueueResponse(queue=updated, health=health)
 
     @rpc_errors
     async def PauseQueue(self, request: admin_pb2.PauseQueueRequest, context: Ctx) -> admin_pb2.PauseQueueResponse:
@@ -84,7 +86,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             await self.app.push()
             if request.prune:
                 await self._close_brokers_of_deleted()
-        return admin_pb2.ApplyQueuesResponse(changes=_redacted(changes), generation=generation)
+        changed = [c.after for c in changes if c.kind != admin_pb2.QUEUE_CHANGE_KIND_DELETE]
+        unserved = [h.queue for h in self.app.sessions.health(changed) if h.state == admin_pb2.QUEUE_STATE_UNSERVED]
+        return admin_pb2.ApplyQueuesResponse(changes=_redacted(changes), generation=generation, unserved=unserved)
 
     @rpc_errors
     async def DeleteQueue(self, request: admin_pb2.DeleteQueueRequest, context: Ctx) -> admin_pb2.DeleteQueueResponse:
@@ -105,12 +109,15 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             status = next((q for q in session.heartbeat.queues if q.queue == spec.name), None)
             response.placements.add(node_id=session.record.node_id, state=self.app.sessions.state(session.record.node_id),
                                     applied_generation=session.applied_generation, status=status)
+        [health] = self.app.sessions.health([spec])
+        response.health.CopyFrom(health)
         return response
 
     @rpc_errors
     async def ListQueues(self, request: admin_pb2.ListQueuesRequest, context: Ctx) -> admin_pb2.ListQueuesResponse:
         queues = await self.app.db(self.app.store.list_queues)
-        return admin_pb2.ListQueuesResponse(queues=[redact_spec(q) for q in queues])
+        return admin_pb2.ListQueuesResponse(queues=[redact_spec(q) for q in queues],
+                                            health=self.app.sessions.health(queues))
 
     # -- nodes ------------------------------------------------------------
 

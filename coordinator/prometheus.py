@@ -62,7 +62,7 @@ def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
 async def render(app: Coordinator) -> list[bytes]:
     """The exposition text of this moment, in chunks: no single step joins megabytes."""
     stats = app.stats
-    _, generation = await app.db(app.store.snapshot)
+    queues, generation = await app.db(app.store.snapshot)
     labels = await app.db(app.store.node_labels)
     out: list[str] = []
     chunks: list[bytes] = []
@@ -132,6 +132,13 @@ async def render(app: Coordinator) -> list[bytes]:
                     out.append(f"octobot_handed_back_messages_total"
                                f"{{{_labels(('queue', 'node', 'dc'), (status.queue, node, dc))}}} "
                                f"{status.handed_back}\n")
+        health = app.sessions.health(queues)
+        _family(out, "octobot_queue_unserved", "gauge",
+                "1 while no node that is up runs the queue (and it is not paused): its messages wait")
+        out.extend(f'octobot_queue_unserved{{queue="{_escape(h.queue)}"}} '
+                   f'{int(h.state == admin_pb2.QUEUE_STATE_UNSERVED)}\n' for h in health)
+        _family(out, "octobot_queue_broker_errors", "gauge", "Nodes running the queue that cannot reach its broker")
+        out.extend(f'octobot_queue_broker_errors{{queue="{_escape(h.queue)}"}} {h.broker_errors}\n' for h in health)
         _family(out, "octobot_assignment_generation", "gauge", "Generation of the desired state")
         out.append(f"octobot_assignment_generation {generation}\n")
         _family(out, "octobot_stats_samples_total", "counter", "Node queue samples ingested")

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from octobot.coordinator.planner import Placeable, plan, same_work, served_tasks
+from octobot.coordinator.queue_health import health
 from octobot.coordinator.store import NodeRecord
 from octobot.v1 import admin_pb2, node_pb2, queue_pb2
 
@@ -99,6 +100,12 @@ class Sessions:
         session = self._by_id.pop(node_id, None)
         if session is not None:
             session.outbox.put_nowait(None)
+
+    def health(self, specs: list[queue_pb2.QueueSpec]) -> list[admin_pb2.QueueHealth]:
+        """How the queues are served by the nodes that are up now."""
+        up = [(s.record.placeable(), {q.queue: q for q in s.heartbeat.queues}) for s in self._by_id.values()
+              if self.state(s.record.node_id) == admin_pb2.NODE_STATE_UP]
+        return health(specs, up)
 
     def state(self, node_id: str) -> admin_pb2.NodeState:
         session = self._by_id.get(node_id)

@@ -26,13 +26,15 @@ from octobot import queue_file, queue_specs
 from octobot.ctl import config, tokens
 from octobot.ctl.cluster import Cluster, Refused, pass_cluster
 from octobot.ctl.output import F, emit, fields, ms, output_option, to_dict
-from octobot.ctl.top import run_top
+from octobot.ctl.top import every_queue, run_top
 from octobot.envelope import BadMessage, Envelope
 from octobot.selector import parse_labels
 from octobot.v1 import admin_pb2, queue_pb2, stats_pb2
 
 ENQUEUE_BATCH = 1000
 STATES = {admin_pb2.NODE_STATE_UP: "up", admin_pb2.NODE_STATE_SUSPECT: "suspect", admin_pb2.NODE_STATE_DOWN: "down"}
+QUEUE_STATES = {admin_pb2.QUEUE_STATE_SERVING: "serving", admin_pb2.QUEUE_STATE_UNSERVED: "unserved",
+                admin_pb2.QUEUE_STATE_PAUSED: "paused", admin_pb2.QUEUE_STATE_BROKER_ERROR: "broker error"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,11 +115,24 @@ def _spec_from(name: str, values: dict[str, Any], options: tuple[str, ...]) -> t
     return spec, paths
 
 
-def _queue_row(q: queue_pb2.QueueSpec) -> list[Any]:
-    return [q.name, q.backend, q.url, q.priority, q.concurrency, q.selector or "*", "yes" if q.paused else "no"]
+def _queue_row(q: queue_pb2.QueueSpec, health: admin_pb2.QueueHealth) -> list[Any]:
+    return [q.name, q.backend, q.url, q.priority, q.concurrency, q.selector or "*", health.nodes,
+            QUEUE_STATES.get(health.state, "?")]
 
 
-QUEUE_COLUMNS = ["NAME", "BACKEND", "URL", "PRIORITY", "CONCURRENCY", "SELECTOR", "PAUSED"]
+QUEUE_COLUMNS = ["NAME", "BACKEND", "URL", "PRIORITY", "CONCURRENCY", "SELECTOR", "NODES", "STATE"]
+
+
+def _queue_dict(q: queue_pb2.QueueSpec, health: admin_pb2.QueueHealth) -> dict[str, Any]:
+    """A queue's settings with how it is served (JSON and field listings)."""
+    return {**to_dict(q), "state": QUEUE_STATES.get(health.state, "?"), "nodes": health.nodes,
+            **({"broker_error": health.error} if health.error else {})}
+
+
+def _warn_unserved(health: admin_pb2.QueueHealth) -> None:
+    if health.state == admin_pb2.QUEUE_STATE_UNSERVED:
+        click.echo(f"warning: no node that is up runs queue {health.queue} (its selector or tasks match none); "
+                   "its messages wait until one does", err=True)
 
 
 @queue.command("add")
@@ -132,8 +147,9 @@ def queue_add(cluster: Cluster, name: str, options: tuple[str, ...], paused: boo
         raise click.UsageError("--backend is required (redis, amqp, beanstalk, sqlite)")
     spec, _ = _spec_from(name, values, options)
     spec.paused = paused
-    created = cluster.call(cluster.admin.CreateQueue, admin_pb2.CreateQueueRequest(queue=spec)).queue
-    emit(output, to_dict(created), QUEUE_COLUMNS, [_queue_row(created)])
+    resp = cluster.call(cluster.admin.CreateQueue, admin_pb2.CreateQueueRequest(queue=spec))
+    emit(output, _queue_dict(resp.queue, resp.health), QUEUE_COLUMNS, [_queue_row(resp.queue, resp.health)])
+    _warn_unserved(resp.health)
 
 
 @queue.command("set")
@@ -146,8 +162,9 @@ def queue_set(cluster: Cluster, name: str, options: tuple[str, ...], output: str
     spec, paths = _spec_from(name, values, options)
     if not paths:
         raise click.UsageError("nothing to change: give at least one option such as --concurrency")
-    updated = cluster.call(cluster.admin.UpdateQueue, admin_pb2.UpdateQueueRequest(queue=spec, update_paths=paths)).queue
-    emit(output, to_dict(updated), QUEUE_COLUMNS, [_queue_row(updated)])
+    resp = cluster.call(cluster.admin.UpdateQueue, admin_pb2.UpdateQueueRequest(queue=spec, update_paths=paths))
+    emit(output, _queue_dict(resp.queue, resp.health), QUEUE_COLUMNS, [_queue_row(resp.queue, resp.health)])
+    _warn_unserved(resp.health)
 
 
 @queue.command("list")
@@ -156,11 +173,14 @@ def queue_set(cluster: Cluster, name: str, options: tuple[str, ...], output: str
 @pass_cluster
 def queue_list(cluster: Cluster, output: str) -> None:
     """List queues."""
-    queues = list(cluster.call(cluster.admin.ListQueues, admin_pb2.ListQueuesRequest()).queues)
+    resp = cluster.call(cluster.admin.ListQueues, admin_pb2.ListQueuesRequest())
+    queues = list(resp.queues)
     if output == "yaml":
         click.echo(queue_file.dump(queues), nl=False)
         return
-    emit(output, [to_dict(q) for q in queues], QUEUE_COLUMNS, [_queue_row(q) for q in queues])
+    health = list(resp.health) or [admin_pb2.QueueHealth(queue=q.name) for q in queues]  # an older coordinator
+    emit(output, [_queue_dict(q, h) for q, h in zip(queues, health)], QUEUE_COLUMNS,
+         [_queue_row(q, h) for q, h in zip(queues, health)])
 
 
 @queue.command("show")
@@ -170,7 +190,7 @@ def queue_list(cluster: Cluster, output: str) -> None:
 def queue_show(cluster: Cluster, name: str, output: str) -> None:
     """Show a queue and the nodes running it."""
     resp = cluster.call(cluster.admin.GetQueue, admin_pb2.GetQueueRequest(name=name))
-    data = to_dict(resp.queue)
+    data = _queue_dict(resp.queue, resp.health)
     data["nodes"] = [{"node": p.node_id, "state": STATES.get(p.state, "?"), "applied_generation": p.applied_generation,
                       "workers": p.status.workers, "in_flight": p.status.in_flight,
                       "connected": p.status.connected, "handed_back": p.status.handed_back,
@@ -243,6 +263,8 @@ def apply(cluster: Cluster, file: IO[str], prune: bool, dry_run: bool) -> None:
                         admin_pb2.ApplyQueuesRequest(queues=queues, prune=prune, dry_run=dry_run))
     for change in resp.changes:
         click.echo(_change_line(change))
+    for name in resp.unserved:
+        _warn_unserved(admin_pb2.QueueHealth(queue=name, state=admin_pb2.QUEUE_STATE_UNSERVED))
     if not resp.changes:
         click.echo(f"no changes: the cluster already matches the {len(queues)} queues")
         return
@@ -431,12 +453,18 @@ def dead_purge(cluster: Cluster, queue_name: str) -> None:
 
 # -- stats and history ------------------------------------------------------
 
-STATS_COLUMNS = ["QUEUE", "GROUP", "RATE/S", "SUCCEEDED", "FAILED", "RETRIED", "DEAD", "REJECTED", "IN-FLIGHT",
+STATS_COLUMNS = ["QUEUE", "STATE", "GROUP", "RATE/S", "SUCCEEDED", "FAILED", "RETRIED", "DEAD", "REJECTED", "IN-FLIGHT",
                  "BUSY", "BACKLOG", "RUN P50", "RUN P99", "WAIT P99", "E2E P50", "E2E P99"]
 
 
-def _stats_row(r: stats_pb2.QueueReport) -> list[Any]:
-    return [r.queue or "(all)", r.group or "-", f"{r.rate:.1f}", r.succeeded, r.failed, r.retried, r.dead_lettered,
+def _queue_states(cluster: Cluster) -> dict[str, str]:
+    """Each queue's state (serving, unserved, paused, broker error), by name."""
+    resp = cluster.call(cluster.admin.ListQueues, admin_pb2.ListQueuesRequest())
+    return {h.queue: QUEUE_STATES.get(h.state, "?") for h in resp.health}
+
+
+def _stats_row(r: stats_pb2.QueueReport, states: dict[str, str]) -> list[Any]:
+    return [r.queue or "(all)", states.get(r.queue, "-"), r.group or "-", f"{r.rate:.1f}", r.succeeded, r.failed, r.retried, r.dead_lettered,
             r.rejected, r.in_flight, r.busy_slots, r.backlog, ms(r.run_time.p50), ms(r.run_time.p99),
             ms(r.wait_time.p99), ms(r.end_to_end.p50), ms(r.end_to_end.p99)]
 
@@ -456,7 +484,10 @@ def stats(cluster: Cluster, queue_name: str | None, by: str, window: str, output
     else:
         cluster_resp = cluster.call(cluster.stats.GetCluster, stats_pb2.GetClusterRequest(window=window, by=by))
         rows, totals = list(cluster_resp.groups if by else cluster_resp.queues), list(cluster_resp.totals)
-    emit(output, [to_dict(r) for r in rows], STATS_COLUMNS, [_stats_row(r) for r in rows + totals])
+    states = _queue_states(cluster)
+    rows = [r for r in rows if r.queue in states] if queue_name or by else every_queue(rows, states)
+    emit(output, [{**to_dict(r), "state": states[r.queue]} for r in rows], STATS_COLUMNS,
+         [_stats_row(r, states) for r in rows + totals])
 
 
 @cli.command()
@@ -468,7 +499,7 @@ def stats(cluster: Cluster, queue_name: str | None, by: str, window: str, output
 def top(cluster: Cluster, by: str, window: str, iterations: int | None) -> None:
     """A live view of the cluster, refreshed every second; Ctrl-C quits."""
     watch = stats_pb2.WatchRequest(window=window, by=by, interval_seconds=1.0, recent="1m")
-    run_top(cluster.watch(watch), by, iterations)
+    run_top(cluster.watch(watch), by, iterations, lambda: _queue_states(cluster))
 
 
 @cli.command()

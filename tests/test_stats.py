@@ -233,10 +233,20 @@ def test_octoctl_stats_and_top(procs: Processes, stub: tuple, tmp_path: Path, ke
     table = octoctl(coord.target, "stats").stdout
     assert "RUN P50" in table and key in table and "(all)" in table
 
+    # A queue without activity shows with its state; a deleted one leaves at once.
+    octoctl(coord.target, "queue", "add", f"{key}-idle", "--backend", "sqlite", "--url", url,
+            "--selector", "dc=nowhere")
+    states = {r["queue"]: r["state"] for r in octoctl_json(coord.target, "stats")}
+    assert states == {key: "serving", f"{key}-idle": "unserved"}
+
     out = octoctl(coord.target, "top", "--iterations", "2").stdout
     assert out.count("octobot top") == 2 and out.count("totals by dc") == 2
-    queue_lines = [line for line in out.splitlines() if line.startswith(key)]
-    assert len(queue_lines) == 2 and all(" 12 " in line for line in queue_lines)
+    queue_lines = [line for line in out.splitlines() if line.startswith(key + " ")]
+    assert len(queue_lines) == 2 and all(" 12 " in line and "serving" in line for line in queue_lines)
+    assert sum(line.startswith(f"{key}-idle") and "unserved" in line for line in out.splitlines()) == 2
+    octoctl(coord.target, "queue", "rm", key)
+    assert [r["queue"] for r in octoctl_json(coord.target, "stats", "--window", "10m")] == [f"{key}-idle"]
+    assert octoctl_json(coord.target, "stats", "--by", "dc", "--window", "10m") == []
     assert any(ch in out for ch in "▂▃▄▅▆▇█"), "the sparkline shows the burst"
     assert "us-east" in out
 

@@ -20,6 +20,14 @@ class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_STATE_SUSPECT: _ClassVar[NodeState]
     NODE_STATE_DOWN: _ClassVar[NodeState]
 
+class QueueState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUEUE_STATE_UNSPECIFIED: _ClassVar[QueueState]
+    QUEUE_STATE_SERVING: _ClassVar[QueueState]
+    QUEUE_STATE_UNSERVED: _ClassVar[QueueState]
+    QUEUE_STATE_PAUSED: _ClassVar[QueueState]
+    QUEUE_STATE_BROKER_ERROR: _ClassVar[QueueState]
+
 class QueueChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     QUEUE_CHANGE_KIND_UNSPECIFIED: _ClassVar[QueueChangeKind]
@@ -30,6 +38,11 @@ NODE_STATE_UNSPECIFIED: NodeState
 NODE_STATE_UP: NodeState
 NODE_STATE_SUSPECT: NodeState
 NODE_STATE_DOWN: NodeState
+QUEUE_STATE_UNSPECIFIED: QueueState
+QUEUE_STATE_SERVING: QueueState
+QUEUE_STATE_UNSERVED: QueueState
+QUEUE_STATE_PAUSED: QueueState
+QUEUE_STATE_BROKER_ERROR: QueueState
 QUEUE_CHANGE_KIND_UNSPECIFIED: QueueChangeKind
 QUEUE_CHANGE_KIND_CREATE: QueueChangeKind
 QUEUE_CHANGE_KIND_UPDATE: QueueChangeKind
@@ -83,10 +96,12 @@ class CreateQueueRequest(_message.Message):
     def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ...) -> None: ...
 
 class CreateQueueResponse(_message.Message):
-    __slots__ = ("queue",)
+    __slots__ = ("queue", "health")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     queue: _queue_pb2.QueueSpec
-    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ...) -> None: ...
+    health: QueueHealth
+    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., health: _Optional[_Union[QueueHealth, _Mapping]] = ...) -> None: ...
 
 class UpdateQueueRequest(_message.Message):
     __slots__ = ("queue", "update_paths")
@@ -97,10 +112,12 @@ class UpdateQueueRequest(_message.Message):
     def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., update_paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpdateQueueResponse(_message.Message):
-    __slots__ = ("queue",)
+    __slots__ = ("queue", "health")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     queue: _queue_pb2.QueueSpec
-    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ...) -> None: ...
+    health: QueueHealth
+    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., health: _Optional[_Union[QueueHealth, _Mapping]] = ...) -> None: ...
 
 class DeleteQueueRequest(_message.Message):
     __slots__ = ("name",)
@@ -119,12 +136,28 @@ class GetQueueRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class GetQueueResponse(_message.Message):
-    __slots__ = ("queue", "placements")
+    __slots__ = ("queue", "placements", "health")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     queue: _queue_pb2.QueueSpec
     placements: _containers.RepeatedCompositeFieldContainer[QueuePlacement]
-    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[QueuePlacement, _Mapping]]] = ...) -> None: ...
+    health: QueueHealth
+    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[QueuePlacement, _Mapping]]] = ..., health: _Optional[_Union[QueueHealth, _Mapping]] = ...) -> None: ...
+
+class QueueHealth(_message.Message):
+    __slots__ = ("queue", "state", "nodes", "broker_errors", "error")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    BROKER_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    state: QueueState
+    nodes: int
+    broker_errors: int
+    error: str
+    def __init__(self, queue: _Optional[str] = ..., state: _Optional[_Union[QueueState, str]] = ..., nodes: _Optional[int] = ..., broker_errors: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class QueuePlacement(_message.Message):
     __slots__ = ("node_id", "state", "applied_generation", "status")
@@ -143,10 +176,12 @@ class ListQueuesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListQueuesResponse(_message.Message):
-    __slots__ = ("queues",)
+    __slots__ = ("queues", "health")
     QUEUES_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[_queue_pb2.QueueSpec]
-    def __init__(self, queues: _Optional[_Iterable[_Union[_queue_pb2.QueueSpec, _Mapping]]] = ...) -> None: ...
+    health: _containers.RepeatedCompositeFieldContainer[QueueHealth]
+    def __init__(self, queues: _Optional[_Iterable[_Union[_queue_pb2.QueueSpec, _Mapping]]] = ..., health: _Optional[_Iterable[_Union[QueueHealth, _Mapping]]] = ...) -> None: ...
 
 class ApplyQueuesRequest(_message.Message):
     __slots__ = ("queues", "prune", "dry_run")
@@ -159,12 +194,14 @@ class ApplyQueuesRequest(_message.Message):
     def __init__(self, queues: _Optional[_Iterable[_Union[_queue_pb2.QueueSpec, _Mapping]]] = ..., prune: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class ApplyQueuesResponse(_message.Message):
-    __slots__ = ("changes", "generation")
+    __slots__ = ("changes", "generation", "unserved")
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    UNSERVED_FIELD_NUMBER: _ClassVar[int]
     changes: _containers.RepeatedCompositeFieldContainer[QueueChange]
     generation: int
-    def __init__(self, changes: _Optional[_Iterable[_Union[QueueChange, _Mapping]]] = ..., generation: _Optional[int] = ...) -> None: ...
+    unserved: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, changes: _Optional[_Iterable[_Union[QueueChange, _Mapping]]] = ..., generation: _Optional[int] = ..., unserved: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QueueChange(_message.Message):
     __slots__ = ("kind", "name", "fields", "before", "after")
