@@ -3,7 +3,6 @@ and the diff that apply makes."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from typing import Any
@@ -36,9 +35,6 @@ MAX_TASK_PATTERNS = 100
 TASK_PATTERN = re.compile(r"[^\s*]{1,255}\*?|\*")
 # gRPC's message limit (an Enqueue carries messages) and far above what brokers take by default.
 MAX_MESSAGE_BYTES = 64 << 20
-# Options every backend reads, as numbers: (lowest, highest). Below a second,
-# a message would be handed to another consumer while its task still runs.
-NUMERIC_OPTIONS = {"visibility_timeout": (1.0, MAX_SECONDS)}
 
 
 def with_defaults(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
@@ -92,20 +88,15 @@ def validate(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
     if not 0 < spec.max_message_bytes <= MAX_MESSAGE_BYTES:
         raise SpecError("max_message_bytes", f"max_message_bytes must be between 1 and {MAX_MESSAGE_BYTES}, "
                                              f"got {spec.max_message_bytes}")
-    for name, (low, high) in NUMERIC_OPTIONS.items():
-        if name in spec.options:
-            try:
-                value = float(spec.options[name])
-            except ValueError:
-                value = math.nan
-            if not low <= value <= high:  # NaN fails too
-                raise SpecError("options", f"option {name} must be a number of seconds between {low:g} and "
-                                           f"{high:g}, got {spec.options[name][:40]!r}")
     try:
         Selector.parse(spec.selector)
         cls = backends.backend_class(spec.backend)
     except ValueError as exc:
         raise SpecError("selector" if spec.selector and "selector" in str(exc) else "backend", str(exc)) from None
+    try:
+        cls.check_options(spec.options)
+    except ValueError as exc:
+        raise SpecError("options", str(exc)) from None
     out = queue_pb2.QueueSpec()
     out.CopyFrom(spec)
     try:

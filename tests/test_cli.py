@@ -90,6 +90,20 @@ def test_unknown_backend_exits_1_naming_it(coord: Coordinator) -> None:
     assert "kafka" in one_error_line(result)
 
 
+@pytest.mark.parametrize("option, error", [
+    ("visibility_timeout=abc", "option visibility_timeout must be a number of seconds between 1 and 604800"),
+    ("visibilty_timeout=30", "unknown option 'visibilty_timeout' for the redis backend (known: visibility_timeout)"),
+])
+def test_bad_backend_options_are_refused_where_they_are_set(coord: Coordinator, option: str, error: str) -> None:
+    """Before: `--option visibility_timeout=abc` was accepted, and the queue then broke on every node."""
+    for command in (["queue", "add", "opt", "--backend", "redis"], ["queue", "set", "kept"]):
+        if command[1] == "set":
+            octoctl(coord.target, "queue", "add", "kept", "--backend", "redis")
+        result = octoctl(coord.target, *command, "--option", option, check=False)
+        assert result.returncode == 1 and error in one_error_line(result)
+    assert "opt" not in octoctl(coord.target, "queue", "list").stdout
+
+
 def test_missing_backend_is_a_usage_error(coord: Coordinator) -> None:
     result = octoctl(coord.target, "queue", "add", "q", check=False)
     assert result.returncode == 2

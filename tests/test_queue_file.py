@@ -61,7 +61,7 @@ def test_errors_name_the_key(entry: dict, error: str) -> None:
 
 def test_load_and_dump_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "queues.yaml"
-    path.write_text("queues:\n  - {name: a, backend: redis, concurrency: 8, options: {z: 1, a: 2}}\n"
+    path.write_text("queues:\n  - {name: a, backend: redis, concurrency: 8, options: {visibility_timeout: 9}}\n"
                     "  - {name: b, protocol: SQLite, path: q.db, workers: 2, selector: '!gpu', paused: true}\n")
     queues = queue_file.load(path)
     assert [(q.name, q.concurrency) for q in queues] == [("a", 8), ("b", 2)]

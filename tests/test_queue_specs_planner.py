@@ -111,6 +111,11 @@ def test_validate_returns_a_copy_and_accepts_a_good_spec() -> None:
     ({"options": {"visibility_timeout": "nan"}}, "visibility_timeout"),
     ({"options": {"visibility_timeout": "abc"}}, "visibility_timeout"),
     ({"options": {"visibility_timeout": "inf"}}, "visibility_timeout"),
+    ({"options": {"visibilty_timeout": "30"}}, "unknown option 'visibilty_timeout' for the redis backend"),
+    ({"options": {"x-queue-type": "quorum"}}, "unknown option 'x-queue-type' for the redis backend"),
+    ({"backend": "amqp", "options": {"x-": "1"}}, "unknown option 'x-' for the amqp backend"),
+    ({"backend": "beanstalk", "options": {"connections": "0"}}, "option connections must be an integer"),
+    ({"backend": "beanstalk", "options": {"connections": "2.5"}}, "option connections must be an integer"),
 ])
 def test_validate_names_the_bad_field(changes: dict[str, object], field: str) -> None:
     spec = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="redis"))
@@ -136,13 +141,13 @@ def test_sqlite_memory_url_is_rejected() -> None:
 # -- updates --------------------------------------------------------------------
 
 def test_merge_update_changes_only_named_paths() -> None:
-    current = full(priority=3, concurrency=2, selector="dc=a", options={"x": "1"})
+    current = full(priority=3, concurrency=2, selector="dc=a", options={"visibility_timeout": "10"})
     new = queue_pb2.QueueSpec(name="emails", priority=9, concurrency=50, selector="dc=b", paused=True)
     merged, changes = queue_specs.merge_update(current, new, ["priority", "paused"])
     assert changes == {"priority": 9, "paused": True}
     assert (merged.priority, merged.paused) == (9, True)
     assert (merged.concurrency, merged.selector, dict(merged.options), merged.url) == (
-        2, "dc=a", {"x": "1"}, current.url)
+        2, "dc=a", {"visibility_timeout": "10"}, current.url)
     assert current.priority == 3, "the current spec is not modified"
 
 
@@ -154,10 +159,11 @@ def test_merge_update_can_set_a_field_to_zero() -> None:
 
 
 def test_merge_update_replaces_options() -> None:
-    current = full(options={"a": "1", "b": "2"})
-    merged, changes = queue_specs.merge_update(current, queue_pb2.QueueSpec(options={"c": "3"}), ["options"])
-    assert dict(merged.options) == {"c": "3"}
-    assert changes == {"options": {"c": "3"}}
+    current = full(backend="amqp", options={"x-max-length": "1", "x-queue-type": "quorum"})
+    new = queue_pb2.QueueSpec(options={"visibility_timeout": "3"})
+    merged, changes = queue_specs.merge_update(current, new, ["options"])
+    assert dict(merged.options) == {"visibility_timeout": "3"}
+    assert changes == {"options": {"visibility_timeout": "3"}}
 
 
 def test_merge_update_validates_the_result() -> None:
@@ -279,7 +285,7 @@ def test_cordoned_node_keeps_only_its_queues() -> None:
 
 def test_diff_creates_updates_and_prunes() -> None:
     current = [full("a"), full("b", priority=2), full("c")]
-    desired = [full("new"), full("b", priority=9, options={"k": "v"}), full("a")]
+    desired = [full("new"), full("b", priority=9, options={"visibility_timeout": "5"}), full("a")]
     changes = queue_specs.diff(current, desired, prune=False)
     assert [(c.kind, c.name, list(c.fields)) for c in changes] == [
         (admin_pb2.QUEUE_CHANGE_KIND_CREATE, "new", []),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -110,6 +111,30 @@ def decode_dead(dead_id: str, record: bytes, failed_at: float = 0.0) -> DeadLett
         return DeadLetter(id=dead_id, body=record, reason=UNREADABLE, error="", failed_at=failed_at, readable=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A backend option a queue may set: a number (given as text) within bounds."""
+
+    kind: type[int] | type[float]
+    low: float
+    high: float
+    unit: str = ""
+
+    def check(self, name: str, text: str) -> None:
+        try:
+            value = self.kind(text)
+        except ValueError:
+            value = math.nan
+        if not self.low <= value <= self.high:  # NaN fails too
+            raise ValueError(f"option {name} must be {'an integer' if self.kind is int else 'a number'}"
+                             f"{' of ' + self.unit if self.unit else ''} between {self.low:g} and {self.high:g},"
+                             f" got {text[:40]!r}")
+
+
+# Below a second, a message would be handed to another consumer while its task still runs.
+VISIBILITY_TIMEOUT = Option(float, 1.0, 7 * 86400.0, "seconds")
+
+
 class Backend(ABC):
     """One queue on one broker: producer, consumer and dead-letter admin."""
 
@@ -117,6 +142,10 @@ class Backend(ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: URL used when a queue names the backend but no URL.
     default_url: ClassVar[str] = ""
+    #: The options a queue of this backend may set, and their bounds.
+    options_schema: ClassVar[Mapping[str, Option]] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    #: Prefixes of options passed to the broker as they are (AMQP's x- queue arguments).
+    option_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, queue: str, url: str, options: Mapping[str, str] | None = None,
                  *, consumer_name: str = "octobot", visibility_timeout: float = 30.0, prefetch: int = 0) -> None:
@@ -128,6 +157,17 @@ class Backend(ABC):
         # Most messages a consumer may hold unacked (0: the backend's choice);
         # the node keeps it at the queue's concurrency so nothing is hoarded.
         self.prefetch = prefetch
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, str]) -> None:
+        """Raise ValueError naming the first option that is unknown or out of bounds."""
+        for name, text in sorted(options.items()):
+            option = cls.options_schema.get(name)
+            if option is not None:
+                option.check(name, text)
+            elif not name.startswith(cls.option_prefixes) or name in cls.option_prefixes:
+                known = ", ".join([*cls.options_schema, *(f"{p}..." for p in cls.option_prefixes)])
+                raise ValueError(f"unknown option {name[:64]!r} for the {cls.schemes[0]} backend (known: {known})")
 
     @classmethod
     def normalize_url(cls, url: str) -> str:

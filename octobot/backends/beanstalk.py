@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 
 import greenstalk
 
-from octobot.backends.base import Backend, BrokerUnavailable, DeadLetter, Delivery, decode_dead, encode_dead
+from octobot.backends.base import Backend, BrokerUnavailable, DeadLetter, Delivery, Option, decode_dead, encode_dead
 
 log = logging.getLogger("octobot.backends.beanstalk")
 
@@ -252,12 +252,13 @@ def _check_tube(queue: str) -> None:
                          f" not starting with -, at most {_MAX_TUBE_NAME - len('.dead')} characters")
 
 
+CONNECTIONS = Option(int, 1, 64)
+
+
 def _connections(options: Mapping[str, str]) -> int:
     raw = options.get("connections", "4")
-    count = int(raw) if raw.isdigit() else 0
-    if count < 1:
-        raise ValueError(f"beanstalk option connections must be a positive integer, got {raw!r}")
-    return count
+    CONNECTIONS.check("connections", raw)
+    return int(raw)
 
 
 # Characters of a reason kept when a record must shrink to fit max-job-size.
@@ -309,6 +310,7 @@ class BeanstalkBackend(Backend):
 
     schemes = ("beanstalk",)
     default_url = "beanstalk://127.0.0.1:11300"
+    options_schema = {**Backend.options_schema, "connections": CONNECTIONS}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
