@@ -60,7 +60,7 @@ def main() -> None:
             done = [int(r.get(f"{q}:done")) - b for q, b in zip(queues, before)]
         finally:
             for queue in queues:
-                octoctl(coord.target, "queue", "rm", queue, check=False)
+                octoctl(coord.target, "queue", "rm", queue, "--yes", check=False)
             node.terminate()
             coord.terminate()
             for queue in queues:

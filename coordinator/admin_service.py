@@ -92,11 +92,16 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def DeleteQueue(self, request: admin_pb2.DeleteQueueRequest, context: Ctx) -> admin_pb2.DeleteQueueResponse:
+        response = admin_pb2.DeleteQueueResponse()
+        if request.purge_broker:
+            spec = await self._queue(request.name)
+            response.purged, response.dead_purged = await self.brokers.call(
+                spec, lambda broker: (broker.purge(), broker.dead_purge()))
         await self.app.db(self.app.store.delete_queue, limits.check_queue_name(request.name),
                           self.app.auth.actor(context))
         await self.app.push()
         await self._close_brokers_of_deleted()
-        return admin_pb2.DeleteQueueResponse()
+        return response
 
     @rpc_errors
     async def GetQueue(self, request: admin_pb2.GetQueueRequest, context: Ctx) -> admin_pb2.GetQueueResponse:

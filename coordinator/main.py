@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import click
 
+import octobot
 from octobot import rpc
 from octobot.coordinator.admin_service import AdminService
 from octobot.coordinator.app import Coordinator
@@ -160,6 +161,8 @@ def _server_tls(tls_cert: str | None, tls_key: str | None, client_ca: str | None
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(octobot.__version__, "--version", prog_name="octobot-coordinator",
+                      message="%(prog)s %(version)s")
 @click.option("--listen", default="127.0.0.1:7400", show_default=True, help="host:port for gRPC (port 0 picks one)")
 @click.option("--db", default="sqlite:///octobot.db", show_default=True, envvar="OCTOBOT_DB",
               help="store URL: sqlite:///file.db or postgresql+psycopg://user@host/db")

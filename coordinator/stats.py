@@ -78,6 +78,10 @@ class ClusterStats:
         # Upkeep and merges take turns in it.
         self.lane = Lane()
 
+    def label_keys(self) -> set[str]:
+        """The label keys of every node that reported since the start."""
+        return {key for dims in self._node_dims.values() for key, _ in dims}
+
     # -- ingest -------------------------------------------------------------
 
     def ingest(self, node_id: str, labels: dict[str, str], samples: Samples, now: float | None = None) -> None:

@@ -80,10 +80,18 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         """The series dimension ``by`` names; "" for none."""
         if by and not _LABEL.fullmatch(by):
             raise ValueError(f"bad 'by' {by!r}: give 'node' or a node label key such as 'dc'")
+        if by and by != NODE and by not in (keys := self._label_keys()):
+            raise ValueError(f"unknown label {by!r} for 'by': no node has it (nodes' labels: "
+                             f"{', '.join(sorted(keys)[:20]) or 'none'})")
         if by == NODE and self.stats.beyond_memory(start):
             raise ValueError(f"by node covers at most the last {RETENTION // 60}m: "
                              "per-node figures are kept in memory only")
         return by
+
+    def _label_keys(self) -> set[str]:
+        """Label keys of the nodes connected now or reporting since the start."""
+        keys = {key for session in self.app.sessions.all() for key in session.record.labels}
+        return keys | self.stats.label_keys()
 
     async def _known(self, queue: str) -> None:
         limits.check_queue_name(queue)

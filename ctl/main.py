@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import click
 
+import octobot
 from octobot import queue_file, queue_specs
 from octobot.ctl import config, tokens
 from octobot.ctl.cluster import Cluster, Refused, pass_cluster
@@ -38,6 +39,7 @@ QUEUE_STATES = {admin_pb2.QUEUE_STATE_SERVING: "serving", admin_pb2.QUEUE_STATE_
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(octobot.__version__, "--version", prog_name="octoctl", message="%(prog)s %(version)s")
 @click.option("--context", "context_name", default=None,
               help="context of the config file to use (default: its current-context)")
 @click.option("--coordinator", default=None,
@@ -207,7 +209,22 @@ def _queue_verb(verb: str, rpc_name: str, request_type: Any, done: str, help_tex
         click.echo(f"queue {name} {done}")
 
 
-_queue_verb("rm", "DeleteQueue", admin_pb2.DeleteQueueRequest, "removed", "Delete a queue; nodes stop consuming it.")
+@queue.command("rm")
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--purge-broker", is_flag=True,
+              help="also delete the queue's waiting messages and dead letters in its broker")
+@pass_cluster
+def queue_rm(cluster: Cluster, name: str, yes: bool, purge_broker: bool) -> None:
+    """Delete a queue; nodes stop consuming it. Its messages stay in the broker unless --purge-broker."""
+    what = f"queue {name}" + (" and its messages and dead letters in the broker" if purge_broker else "")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"deleting {what} needs confirmation: give --yes")
+        click.confirm(f"Delete {what}?", abort=True, err=True)
+    resp = cluster.call(cluster.admin.DeleteQueue, admin_pb2.DeleteQueueRequest(name=name, purge_broker=purge_broker))
+    purged = f" ({resp.purged} messages and {resp.dead_purged} dead letters deleted)" if purge_broker else ""
+    click.echo(f"queue {name} removed{purged}")
 _queue_verb("pause", "PauseQueue", admin_pb2.PauseQueueRequest, "paused",
             "Stop fetching from a queue (messages stay in the broker).")
 _queue_verb("resume", "ResumeQueue", admin_pb2.ResumeQueueRequest, "resumed", "Resume fetching from a paused queue.")
@@ -439,6 +456,10 @@ def dead_retry(cluster: Cluster, queue_name: str, ids: tuple[str, ...], retry_al
         raise click.UsageError("give dead-letter IDs or --all")
     resp = cluster.call(cluster.admin.RetryDeadLetters,
                         admin_pb2.RetryDeadLettersRequest(queue=queue_name, ids=ids, all=retry_all))
+    missing = len(set(ids)) - resp.retried
+    if missing > 0:
+        raise Refused(f"retried {resp.retried} dead letters on {queue_name}; {missing} of the ids given are not "
+                      f"dead letters of it (see `octoctl dead list {queue_name}`)")
     click.echo(f"retried {resp.retried} dead letters on {queue_name}")
 
 
@@ -476,28 +497,34 @@ def _stats_row(r: stats_pb2.QueueReport, states: dict[str, str]) -> list[Any]:
 @output_option
 @pass_cluster
 def stats(cluster: Cluster, queue_name: str | None, by: str, window: str, output: str) -> None:
-    """Throughput, outcomes and latency per queue (JSON: one object per row)."""
+    """Throughput, outcomes and latency per queue (JSON: the window, a row per
+    queue or group, and the totals)."""
     if queue_name:
         resp = cluster.call(cluster.stats.GetQueue, stats_pb2.GetQueueStatsRequest(queue=queue_name, window=window,
                                                                                     by=by))
-        rows, totals = (list(resp.groups) if by else [resp.total]), []
+        rows, totals, seconds = (list(resp.groups) if by else [resp.total]), [], resp.window_seconds
     else:
         cluster_resp = cluster.call(cluster.stats.GetCluster, stats_pb2.GetClusterRequest(window=window, by=by))
         rows, totals = list(cluster_resp.groups if by else cluster_resp.queues), list(cluster_resp.totals)
+        seconds = cluster_resp.window_seconds
     states = _queue_states(cluster)
     rows = [r for r in rows if r.queue in states] if queue_name or by else every_queue(rows, states)
-    emit(output, [{**to_dict(r), "state": states[r.queue]} for r in rows], STATS_COLUMNS,
-         [_stats_row(r, states) for r in rows + totals])
+    data = {"window_seconds": seconds, "rows": [{**to_dict(r), "state": states[r.queue]} for r in rows],
+            "totals": [to_dict(r) for r in totals]}
+    emit(output, data, STATS_COLUMNS, [_stats_row(r, states) for r in rows + totals])
 
 
 @cli.command()
-@click.option("--by", default="dc", show_default=True, help="node label (or 'node') for the totals")
+@click.option("--by", default=None, help="node label (or 'node') for the totals [default: dc, if nodes have it]")
 @click.option("--window", default="1m", show_default=True, help="window of the figures")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="print this many frames to stdout and exit, instead of a live view")
 @pass_cluster
-def top(cluster: Cluster, by: str, window: str, iterations: int | None) -> None:
+def top(cluster: Cluster, by: str | None, window: str, iterations: int | None) -> None:
     """A live view of the cluster, refreshed every second; Ctrl-C quits."""
+    if by is None:
+        nodes = cluster.call(cluster.admin.ListNodes, admin_pb2.ListNodesRequest()).nodes
+        by = "dc" if any("dc" in n.labels for n in nodes) else ""
     watch = stats_pb2.WatchRequest(window=window, by=by, interval_seconds=1.0, recent="1m")
     run_top(cluster.watch(watch), by, iterations, lambda: _queue_states(cluster))
 

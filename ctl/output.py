@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
+import yaml
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from rich.console import Console
@@ -21,8 +22,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def output_option(fn: F) -> F:
-    return click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+    return click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
                         show_default=True, help="output format")(fn)
+
+
+def _dump(output: str, data: Any) -> bool:
+    """Print ``data`` as JSON or YAML if that is the format asked for."""
+    if output == "json":
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif output == "yaml":
+        print(yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True), end="")
+    else:
+        return False
+    return True
 
 
 def to_dict(msg: Message) -> dict[str, Any]:
@@ -30,9 +42,8 @@ def to_dict(msg: Message) -> dict[str, Any]:
 
 
 def emit(output: str, data: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print ``data`` as JSON, or ``rows`` under ``columns`` as a table."""
-    if output == "json":
-        print(json.dumps(data, indent=2, sort_keys=True))
+    """Print ``data`` as JSON or YAML, or ``rows`` under ``columns`` as a table."""
+    if _dump(output, data):
         return
     table = Table(box=None, pad_edge=False, show_edge=False)
     for col in columns:
@@ -43,9 +54,8 @@ def emit(output: str, data: Any, columns: Sequence[str], rows: Sequence[Sequence
 
 
 def fields(output: str, data: dict[str, Any]) -> None:
-    """Print one object: JSON, or key/value lines."""
-    if output == "json":
-        print(json.dumps(data, indent=2, sort_keys=True))
+    """Print one object: JSON, YAML, or key/value lines."""
+    if _dump(output, data):
         return
     width = max(len(k) for k in data)
     for key, value in data.items():

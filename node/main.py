@@ -22,6 +22,7 @@ import click
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+import octobot
 from octobot import rpc, tasks
 from octobot.logs import setup_logging
 from octobot.node import config as node_config
@@ -64,6 +65,7 @@ def run_hook(hook: Callable[[], object] | None, what: str) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(octobot.__version__, "--version", prog_name="octobot-node", message="%(prog)s %(version)s")
 @click.option("--coordinator", envvar="OCTOBOT_COORDINATOR", default=None,
               help=f"coordinator host:port [default: {DEFAULT_COORDINATOR}]")
 @click.option("--ca", type=click.Path(dir_okay=False), default=None, envvar="OCTOBOT_CA",

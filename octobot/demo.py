@@ -79,9 +79,15 @@ def main(seconds: float, rate: int, keep: bool) -> None:
                                         "--sqlite-queue-dir", str(work), "--log-level", "warning"])
         procs.append(coordinator)
         target = f"127.0.0.1:{_wait_for_port(port_file, coordinator)}"
+        print(f"coordinator on {target} (for {seconds:g} s); watch it from another shell with:\n"
+              f"  octoctl --coordinator {target} top", flush=True)
         procs.append(subprocess.Popen([sys.executable, "-m", "octobot.node.main", "--coordinator", target,
                                        "--tasks", "octobot.demo", "--label", "dc=laptop",
                                        "--state-dir", str(work / "node"), "--log-level", "warning"]))
+        for _ in range(300):  # the node up first, so the queue is served from its start
+            if '"NODE_STATE_UP"' in _octoctl(target, "node", "list", "-o", "json"):
+                break
+            time.sleep(0.1)
         queue_url = f"sqlite:///{work / 'queues.db'}"
         print(_octoctl(target, "queue", "add", "demo", "--backend", "sqlite", "--url", queue_url,
                        "--concurrency", "8", "--max-retries", "2", "--retry-backoff", "0.2"))

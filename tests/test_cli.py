@@ -7,16 +7,19 @@ import json
 import re
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from cluster import Coordinator, octoctl, octoctl_json
 from conftest import Processes
+import octobot
 from octobot import rpc
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2, stats_pb2, stats_pb2_grpc
 
@@ -119,7 +122,7 @@ def test_existing_queue_exits_1(coord: Coordinator) -> None:
 
 
 @pytest.mark.parametrize("args", [["queue", "show", "ghost"], ["queue", "set", "ghost", "--priority", "3"],
-                                  ["queue", "rm", "ghost"], ["queue", "pause", "ghost"]])
+                                  ["queue", "rm", "ghost", "--yes"], ["queue", "pause", "ghost"]])
 def test_missing_queue_exits_1(coord: Coordinator, args: list[str]) -> None:
     result = octoctl(coord.target, *args, check=False)
     assert result.returncode == 1
@@ -300,3 +303,32 @@ def test_apply_usage_errors_exit_2(coord: Coordinator, tmp_path: Path) -> None:
     assert octoctl(coord.target, "apply", check=False).returncode == 2
     missing = octoctl(coord.target, "apply", "-f", str(tmp_path / "nope.yaml"), check=False)
     assert missing.returncode == 2 and "nope.yaml" in one_error_line(missing)
+
+
+@pytest.mark.parametrize("module, name", [("octobot.ctl.main", "octoctl"), ("octobot.node.main", "octobot-node"),
+                                          ("octobot.coordinator.main", "octobot-coordinator")])
+def test_every_command_says_its_version(module: str, name: str) -> None:
+    result = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, f"{name} {octobot.__version__}\n")
+
+
+def test_every_listing_takes_yaml(coord: Coordinator) -> None:
+    octoctl(coord.target, "queue", "add", "y", "--backend", "redis")
+    assert yaml.safe_load(octoctl(coord.target, "node", "list", "-o", "yaml").stdout) == []
+    [entry] = yaml.safe_load(octoctl(coord.target, "history", "-o", "yaml").stdout)
+    assert (entry["action"], entry["target"]) == ("queue.create", "y")
+    assert yaml.safe_load(octoctl(coord.target, "queue", "show", "y", "-o", "yaml").stdout)["state"] == "unserved"
+    assert yaml.safe_load(octoctl(coord.target, "stats", "-o", "yaml").stdout)["rows"][0]["queue"] == "y"
+
+
+def test_queue_rm_asks_first_and_can_purge_the_broker(coord: Coordinator, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    octoctl(coord.target, "queue", "add", "gone", "--backend", "sqlite", "--url", url)
+    octoctl(coord.target, "enqueue", "gone", "t.task")
+    unconfirmed = octoctl(coord.target, "queue", "rm", "gone", check=False)
+    assert unconfirmed.returncode == 2 and "needs confirmation: give --yes" in one_error_line(unconfirmed)
+    assert "gone" in octoctl(coord.target, "queue", "list").stdout
+    purged = octoctl(coord.target, "queue", "rm", "gone", "--yes", "--purge-broker")
+    assert purged.stdout == "queue gone removed (1 messages and 0 dead letters deleted)\n"
+    with octobot.Client(url) as client:
+        assert client.depth("gone") == 0

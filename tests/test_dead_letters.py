@@ -72,7 +72,7 @@ def test_poison_and_failures_are_dead_lettered_and_replayed(procs: Processes, tm
     assert len(octoctl_json(coord.target, "dead", "list", key)) == 4
 
     def counts() -> dict[str, int]:
-        rows = octoctl_json(coord.target, "stats", "--queue", key)
+        rows = octoctl_json(coord.target, "stats", "--queue", key)["rows"]
         return {k: int(rows[0].get(k, 0)) for k in ("rejected", "dead_lettered", "retried", "succeeded")} if rows else {}
     expected = {"rejected": 3, "dead_lettered": 2, "retried": 2, "succeeded": 51}
     wait_until(lambda: counts() == expected, what=f"stats to count {expected}")
@@ -91,6 +91,8 @@ def test_dead_letter_cli_errors(procs: Processes, tmp_path: Path, key: str) -> N
     assert usage.returncode == 2 and usage.stderr.startswith("error: give dead-letter IDs or --all")
     bad = octoctl(coord.target, "dead", "retry", key, "not-an-id", check=False)
     assert bad.returncode == 1 and "not-an-id" in bad.stderr
+    unknown = octoctl(coord.target, "dead", "retry", key, "12345", check=False)  # well formed, no such letter
+    assert unknown.returncode == 1 and unknown.stderr.startswith(f"error: retried 0 dead letters on {key}; 1 of the")
     assert octoctl(coord.target, "dead", "retry", key, "--all").stdout.strip() == f"retried 0 dead letters on {key}"
 
 

@@ -69,7 +69,7 @@ def test_selector_resize_and_remove(procs: Processes, store_url: str, key: str, 
     assert [n["node"] for n in shown["nodes"]] == [east.node_id]
 
     # Removed: the node stops consuming; new messages stay in the broker.
-    octoctl(coord.target, "queue", "rm", key)
+    octoctl(coord.target, "queue", "rm", key, "--yes")
     wait_until(lambda: queue_status(coord.target, east.node_id, key) is None, what="queue to stop on the node")
     with octobot.Client(REDIS_URL) as client:
         client.enqueue_many(key, [octobot.Envelope.new("e2e.record", [f"{key}-after", i]) for i in range(10)])

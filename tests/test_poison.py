@@ -54,7 +54,7 @@ def test_poison_messages_do_not_stop_a_queue(procs: Processes, tmp_path: Path, k
         assert redis_client.get(f"{key}-late:attempts") == b"2"
         assert max(int(v) for v in redis_client.hvals(f"{key}:runs")) == 1
     finally:
-        octoctl(coord.target, "queue", "rm", key, check=False)
+        octoctl(coord.target, "queue", "rm", key, "--yes", check=False)
         cleanup("amqp", AMQP_URL, key)
 
 

@@ -45,7 +45,7 @@ def test_completions_follow_priority(procs: Processes, tmp_path: Path, key: str,
         done = {q: int(redis_client.get(f"{q}:done")) - before[q] for q in queues}
     finally:
         for queue in queues:
-            octoctl(coord.target, "queue", "rm", queue)
+            octoctl(coord.target, "queue", "rm", queue, "--yes")
 
     a0, a1, b0, b1, c0, c1 = (done[q] for q in queues)
     assert 4 * 0.85 <= a0 / a1 <= 4 * 1.15, f"priority 8 vs 2 gave {a0}:{a1}"

@@ -37,7 +37,7 @@ def test_processes_share_a_queue_and_survive_a_crash(procs: Processes, tmp_path:
         return {int(p) for p in redis_client.smembers(f"{key}:pids")}
 
     def succeeded() -> int:
-        rows = octoctl_json(coord.target, "stats", "--queue", key)
+        rows = octoctl_json(coord.target, "stats", "--queue", key)["rows"]
         return int(rows[0].get("succeeded", 0)) if rows else 0
 
     # Both processes work, and their stats arrive merged under the one node.

@@ -176,6 +176,7 @@ def test_bad_requests_get_precise_statuses(stub: tuple) -> None:
         assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(window=window)) == invalid, window
     assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(by="node", window="1h")) == invalid
     assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(by="not a label!")) == invalid
+    assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(by="zone")) == invalid  # no node has it
     assert code_of(stats.GetQueue, stats_pb2.GetQueueStatsRequest(queue="ghost")) == grpc.StatusCode.NOT_FOUND
     assert code_of(stats.GetNode, stats_pb2.GetNodeStatsRequest(node_id="ghost")) == grpc.StatusCode.NOT_FOUND
     assert code_of(stats.QueryRange, stats_pb2.QueryRangeRequest(queue="ghost")) == grpc.StatusCode.NOT_FOUND
@@ -196,7 +197,7 @@ def test_restart_keeps_rollups_and_takes_buffered_samples(procs: Processes, tmp_
     url = f"sqlite:///{tmp_path / 'queues.db'}"
     octoctl(coord.target, "queue", "add", key, "--backend", "sqlite", "--url", url, "--concurrency", "4")
     enqueue(url, key, 0.01, 20)
-    wait_until(lambda: octoctl_json(coord.target, "stats", "--queue", key)[0]["succeeded"] == "20",
+    wait_until(lambda: octoctl_json(coord.target, "stats", "--queue", key)["rows"][0]["succeeded"] == "20",
                what="20 tasks in the stats")
 
     # Stopped: the node keeps working and buffers its reports.
@@ -207,7 +208,7 @@ def test_restart_keeps_rollups_and_takes_buffered_samples(procs: Processes, tmp_
     coord = procs.restart(coord)
 
     def counts(*args: str) -> list[tuple[str, str]]:
-        rows = octoctl_json(coord.target, "stats", "--queue", key, *args)
+        rows = octoctl_json(coord.target, "stats", "--queue", key, *args)["rows"]
         return [(r.get("group", ""), r["succeeded"]) for r in rows]
 
     # The time before the restart comes from the rollups, the outage from the node's buffer.
@@ -227,16 +228,19 @@ def test_octoctl_stats_and_top(procs: Processes, stub: tuple, tmp_path: Path, ke
     enqueue(url, key, 0.01, 12)
     wait_until(lambda: finished(stats, key) == 12, what="12 tasks in the stats")
 
-    rows = octoctl_json(coord.target, "stats", "--by", "dc", "--window", "10m")
+    listed = octoctl_json(coord.target, "stats", "--by", "dc", "--window", "10m")
+    rows = listed["rows"]
     assert [(r["queue"], r["group"], r["succeeded"]) for r in rows] == [(key, "us-east", "12")]
     assert set(rows[0]["run_time"]) == {"p50", "p90", "p99", "p999", "mean", "count"}
+    assert listed["window_seconds"] == 600 and [(t["group"], t["succeeded"]) for t in listed["totals"]] == [
+        ("us-east", "12")]
     table = octoctl(coord.target, "stats").stdout
     assert "RUN P50" in table and key in table and "(all)" in table
 
     # A queue without activity shows with its state; a deleted one leaves at once.
     octoctl(coord.target, "queue", "add", f"{key}-idle", "--backend", "sqlite", "--url", url,
             "--selector", "dc=nowhere")
-    states = {r["queue"]: r["state"] for r in octoctl_json(coord.target, "stats")}
+    states = {r["queue"]: r["state"] for r in octoctl_json(coord.target, "stats")["rows"]}
     assert states == {key: "serving", f"{key}-idle": "unserved"}
 
     out = octoctl(coord.target, "top", "--iterations", "2").stdout
@@ -244,9 +248,9 @@ def test_octoctl_stats_and_top(procs: Processes, stub: tuple, tmp_path: Path, ke
     queue_lines = [line for line in out.splitlines() if line.startswith(key + " ")]
     assert len(queue_lines) == 2 and all(" 12 " in line and "serving" in line for line in queue_lines)
     assert sum(line.startswith(f"{key}-idle") and "unserved" in line for line in out.splitlines()) == 2
-    octoctl(coord.target, "queue", "rm", key)
-    assert [r["queue"] for r in octoctl_json(coord.target, "stats", "--window", "10m")] == [f"{key}-idle"]
-    assert octoctl_json(coord.target, "stats", "--by", "dc", "--window", "10m") == []
+    octoctl(coord.target, "queue", "rm", key, "--yes")
+    assert [r["queue"] for r in octoctl_json(coord.target, "stats", "--window", "10m")["rows"]] == [f"{key}-idle"]
+    assert octoctl_json(coord.target, "stats", "--by", "dc", "--window", "10m")["rows"] == []
     assert any(ch in out for ch in "▂▃▄▅▆▇█"), "the sparkline shows the burst"
     assert "us-east" in out
 
@@ -262,7 +266,7 @@ def test_top_exits_cleanly_on_ctrl_c(stub: tuple) -> None:
     os.close(child)
     screen = b""
     try:
-        while b"totals by dc" not in screen:
+        while b"totals" not in screen:  # no node has a dc label: cluster totals
             screen += os.read(main, 65536)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0

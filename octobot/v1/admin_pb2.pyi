@@ -120,14 +120,20 @@ class UpdateQueueResponse(_message.Message):
     def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., health: _Optional[_Union[QueueHealth, _Mapping]] = ...) -> None: ...
 
 class DeleteQueueRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "purge_broker")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    PURGE_BROKER_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    purge_broker: bool
+    def __init__(self, name: _Optional[str] = ..., purge_broker: _Optional[bool] = ...) -> None: ...
 
 class DeleteQueueResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("purged", "dead_purged")
+    PURGED_FIELD_NUMBER: _ClassVar[int]
+    DEAD_PURGED_FIELD_NUMBER: _ClassVar[int]
+    purged: int
+    dead_purged: int
+    def __init__(self, purged: _Optional[int] = ..., dead_purged: _Optional[int] = ...) -> None: ...
 
 class GetQueueRequest(_message.Message):
     __slots__ = ("name",)
