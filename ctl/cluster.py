@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from octobot import rpc
 from octobot.ctl import config
-from octobot.v1 import admin_pb2_grpc, auth_pb2_grpc, stats_pb2, stats_pb2_grpc
+from octobot.v1 import admin_pb2, admin_pb2_grpc, auth_pb2_grpc, stats_pb2, stats_pb2_grpc
 
 TIMEOUT = 15.0
 # How long each of several coordinator addresses may take to answer before the next is tried.
@@ -84,6 +84,17 @@ class Cluster:
             return method(request, timeout=TIMEOUT)
         except grpc.RpcError as exc:
             raise self._error(exc) from None
+
+    def node_id(self, given: str) -> str:
+        """The node id ``given`` names: itself, or the one registered id it is a prefix of."""
+        ids = [n.node_id for n in self.call(self.admin.ListNodes, admin_pb2.ListNodesRequest()).nodes]
+        if given in ids:
+            return given
+        matches = [i for i in ids if i.startswith(given)]
+        if len(matches) > 1:
+            raise Refused(f"node id prefix {given!r} is ambiguous: {', '.join(matches[:5])}"
+                          f"{' ...' if len(matches) > 5 else ''}")
+        return matches[0] if matches else given  # none: the coordinator says NOT_FOUND
 
     def watch(self, request: stats_pb2.WatchRequest) -> Iterator[stats_pb2.WatchResponse]:
         """Snapshots from StatsService.Watch until the caller stops; the stream is cancelled then."""

@@ -320,12 +320,12 @@ def node_list(cluster: Cluster, output: str) -> None:
 
 
 @node.command("show")
-@click.argument("node_id")
+@click.argument("node_id", metavar="NODE_ID")
 @output_option
 @pass_cluster
 def node_show(cluster: Cluster, node_id: str, output: str) -> None:
     """Show one node, with what each of its queues is doing."""
-    info = cluster.call(cluster.admin.GetNode, admin_pb2.GetNodeRequest(node_id=node_id)).node
+    info = cluster.call(cluster.admin.GetNode, admin_pb2.GetNodeRequest(node_id=cluster.node_id(node_id))).node
     data = to_dict(info)
     if output == "table":
         data["state"] = STATES.get(info.state, "?")
@@ -338,6 +338,7 @@ def _node_verb(verb: str, rpc_name: str, request_type: Any, done: Callable[[Any]
     @click.argument("node_id")
     @pass_cluster
     def command(cluster: Cluster, node_id: str) -> None:
+        node_id = cluster.node_id(node_id)
         response = cluster.call(getattr(cluster.admin, rpc_name), request_type(node_id=node_id))
         click.echo(f"node {node_id} {done(response)}")
 

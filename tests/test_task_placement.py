@@ -4,6 +4,7 @@ deploy a node without a message's task hands it back to one that has it."""
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from pathlib import Path
 
@@ -70,6 +71,12 @@ def test_a_queue_declaring_its_tasks_is_placed_only_on_nodes_that_have_them(
     wait_until(lambda: [q["queue"] for q in octoctl_json(coord.target, "node", "show", new.node_id)["queues"]]
                == [key], what="the new node to run the queue")
     assert octoctl_json(coord.target, "node", "show", old.node_id).get("queues", []) == []
+
+    # A node id may be given by a unique prefix.
+    assert octoctl_json(coord.target, "node", "show", new.node_id[:-3])["node_id"] == new.node_id
+    shared = os.path.commonprefix([old.node_id, new.node_id])
+    ambiguous = octoctl(coord.target, "node", "cordon", shared, check=False)
+    assert ambiguous.returncode == 1 and f"node id prefix {shared!r} is ambiguous" in ambiguous.stderr
 
     # Declared tasks round-trip through a queues file, and can be cleared.
     exported = octoctl(coord.target, "queue", "list", "-o", "yaml").stdout
