@@ -17,6 +17,7 @@ from octobot.coordinator.limits import NodeLimits
 from octobot.coordinator.report_intake import ReportIntake
 from octobot.coordinator.sessions import Liveness, NodeSession, Sessions
 from octobot.coordinator.stats import GRACE, ClusterStats
+from octobot.coordinator.backlog import Backlogs
 from octobot.coordinator.store import Store, StoreDown, outage
 
 log = logging.getLogger("octobot.coordinator")
@@ -45,6 +46,8 @@ class Coordinator:
         # Nodes' report rates, and what was refused from them.
         self.limits = NodeLimits()
         self.reports = ReportIntake(self.limits, self.stats)
+        # Queue depths the coordinator measures itself.
+        self.backlogs = Backlogs()
         # How long the store keeps 1 minute stats rollups, in seconds.
         self.retention = retention
         # One thread serialises store access: SQLite wants one writer, and the

@@ -127,7 +127,8 @@ async def serve(opts: Options) -> None:
                   asyncio.create_task(app.auth.keep_loaded(persist_used)),
                   asyncio.create_task(app.stats.maintain()), asyncio.create_task(app.keep_stats()),
                   asyncio.create_task(app.reports.run()), asyncio.create_task(app.pushes()),
-                  asyncio.create_task(stats.refresh())]
+                  asyncio.create_task(stats.refresh()),
+                  asyncio.create_task(app.backlogs.run(admin.brokers, lambda: app.db(store.list_queues)))]
     await stop.wait()
     log.info("shutting down")
     for task in background:

@@ -100,8 +100,11 @@ async def render(app: Coordinator) -> list[bytes]:
                     await pace()
 
         _family(out, "octobot_backlog", "gauge", "Messages waiting in the broker (-1: unknown)")
-        for queue, _ in sorted(stats.series_keys("")):
-            out.append(f'octobot_backlog{{queue="{_escape(queue)}"}} {stats.gauges_now(queue, "", "").backlog}\n')
+        for spec in queues:  # those that exist now: a deleted queue leaves at once
+            backlog = app.backlogs.get(spec.name)
+            if backlog is None:
+                backlog = stats.gauges_now(spec.name, "", "").backlog
+            out.append(f'octobot_backlog{{queue="{_escape(spec.name)}"}} {backlog}\n')
 
         cumulative = sorted(stats.cumulative.items())
         for kind, name, help_text in KINDS:

@@ -42,12 +42,15 @@ UINT32_MAX = 2**32 - 1
 INT64_MAX = 2**63 - 1
 
 
-def _row(queue: str, group: str, b: Bucket, seconds: float, g: GaugeTotal) -> stats_pb2.QueueReport:
+def _row(queue: str, group: str, b: Bucket, seconds: float, g: GaugeTotal,
+         measured: int | None = None) -> stats_pb2.QueueReport:
+    if measured is None:
+        # Not measured by the coordinator: what nodes report now, or else the largest backlog seen in the window.
+        measured = g.backlog if g.nodes else b.backlog
     return stats_pb2.QueueReport(
         queue=queue, group=group, **b.counts(), rate=b.finished / seconds,
         in_flight=min(g.in_flight, UINT32_MAX), busy_slots=min(g.busy_slots, UINT32_MAX), nodes=g.nodes,
-        # Without a node reporting it now, the largest backlog seen in the window.
-        backlog=min(g.backlog if g.nodes else b.backlog, INT64_MAX),
+        backlog=min(measured, INT64_MAX),
         run_time=percentiles(b.run), wait_time=percentiles(b.wait), end_to_end=percentiles(b.e2e))
 
 
@@ -166,12 +169,17 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         stats = self.stats
         pace = stats.lane.pace
         buckets, seconds = await self._window_rows("", start, end, queue, memo)
+        backlogs = self.app.backlogs
+        # A row for every queue measured too: an idle or unserved one has a backlog to show.
+        rows = {q: b for (q, _), b in buckets.items()}
+        rows.update((q, Bucket()) for q in backlogs.names() - rows.keys() if queue is None or q == queue)
         resp = stats_pb2.GetClusterResponse(window_seconds=window)
-        for (q, _), b in sorted(buckets.items()):
-            resp.queues.append(_row(q, "", b, seconds, stats.gauges_now(q, "", "")))
+        for q, b in sorted(rows.items()):
+            resp.queues.append(_row(q, "", b, seconds, stats.gauges_now(q, "", ""), backlogs.get(q)))
             await pace()
         if not dim:
-            resp.totals.append(_row("", "", merged(list(buckets.values())), seconds, stats.gauges_now("", "", "")))
+            resp.totals.append(_row("", "", merged(list(buckets.values())), seconds, stats.gauges_now("", "", ""),
+                                    backlogs.total(list(rows))))
             return resp
         groups, seconds = await self._window_rows(dim, start, end, queue, memo)
         by_value: dict[str, list[Bucket]] = {}
