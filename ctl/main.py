@@ -23,7 +23,8 @@ from typing import IO, Any
 import click
 
 import octobot
-from octobot import queue_file, queue_specs
+# Every command starts a Python process: what only some commands need (queue
+# specs and files, which load every broker's library) is imported where used.
 from octobot.ctl import config, tokens
 from octobot.ctl.cluster import Cluster, Refused, pass_cluster
 from octobot.ctl.output import F, emit, fields, ms, output_option, to_dict
@@ -178,6 +179,8 @@ def queue_list(cluster: Cluster, output: str) -> None:
     resp = cluster.call(cluster.admin.ListQueues, admin_pb2.ListQueuesRequest())
     queues = list(resp.queues)
     if output == "yaml":
+        from octobot import queue_file  # see the note on imports at the top
+
         click.echo(queue_file.dump(queues), nl=False)
         return
     health = list(resp.health) or [admin_pb2.QueueHealth(queue=q.name) for q in queues]  # an older coordinator
@@ -234,6 +237,8 @@ _queue_verb("resume", "ResumeQueue", admin_pb2.ResumeQueueRequest, "resumed", "R
 
 def _value(spec: queue_pb2.QueueSpec, field: str) -> str:
     """A setting as the diff shows it."""
+    from octobot import queue_specs  # see the note on imports at the top
+
     value = queue_specs.field_value(spec, field)
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}={v}" for k, v in sorted(value.items())) + "}"
@@ -246,6 +251,8 @@ def _value(spec: queue_pb2.QueueSpec, field: str) -> str:
 
 def _change_line(change: admin_pb2.QueueChange) -> str:
     """One line of the diff: + create, ~ update (each field before -> after), - delete."""
+    from octobot import queue_specs  # see the note on imports at the top
+
     if change.kind == admin_pb2.QUEUE_CHANGE_KIND_CREATE:
         after = change.after
         defaults = queue_specs.with_defaults(queue_pb2.QueueSpec(backend=after.backend))
@@ -272,6 +279,8 @@ APPLY_COUNTS = [(admin_pb2.QUEUE_CHANGE_KIND_CREATE, "created", "to create"),
 def apply(cluster: Cluster, file: IO[str], prune: bool, dry_run: bool) -> None:
     """Make the cluster's queues match a file: create, update and (--prune) delete,
     in one change. A setting the file leaves out takes its default."""
+    from octobot import queue_file  # see the note on imports at the top
+
     try:
         queues = queue_file.load(file)
     except queue_file.FileError as exc:

@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography import x509
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 MAX_MESSAGE_BYTES = 64 << 20
 _OPTIONS = [
@@ -78,6 +75,8 @@ def _read(path: str | Path, what: str) -> bytes:
 def _read_certificates(path: str | Path, what: str) -> bytes:
     """A PEM file of certificates; OSError naming it when it holds none (gRPC
     would only log its own errors, then fail to connect)."""
+    from cryptography import x509  # here: every octoctl command would pay for the import (40 ms)
+
     data = _read(path, what)
     try:
         x509.load_pem_x509_certificates(data)
@@ -149,6 +148,10 @@ async def make_server(listen: str, registrars: Iterable[Registrar], service_name
     """An asyncio gRPC server on ``listen`` with our services, health checking and
     reflection. Returns the server (not started) and the port it bound.
     ``max_connections``: connections open at once (more are closed at accept)."""
+    # Imported here: clients (octoctl) import this module too, and never serve.
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection
+
     options = [*_OPTIONS, ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS)]
     if max_connections is not None:
         options.append(("grpc.max_allowed_incoming_connections", max_connections))
