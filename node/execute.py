@@ -17,6 +17,8 @@ from octobot.v1 import queue_pb2
 
 log = logging.getLogger("octobot.node.execute")
 
+# Marks the log records of dead letters (node/notify.py mails them).
+DEAD_LETTER = {"octobot_dead_letter": True}
 MAX_BACKOFF = 3600.0
 # Doublings past this reach MAX_BACKOFF anyway; a message's attempt (any
 # number a producer wrote) must not overflow the float.
@@ -74,7 +76,8 @@ def _failed(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
             metrics.count(retried=1)
         return
     reason = f"failed after {envelope.attempt + 1} attempt(s): {shown(exc)}"
-    log.warning("task %s (%s) dead-lettered: %s", envelope.task, envelope.id, reason)
+    log.warning("task %s (%s) dead-lettered on %s: %s", envelope.task, envelope.id, backend.queue, reason,
+                extra=DEAD_LETTER)
     if settle(backend, "dead_letter", delivery, reason, traceback.format_exc()):
         metrics.count(dead_lettered=1)
 
@@ -89,7 +92,7 @@ def _hand_back(delivery: Delivery, backend: Backend, metrics: QueueMetrics, task
 
 
 def _reject(delivery: Delivery, backend: Backend, metrics: QueueMetrics, reason: str) -> None:
-    log.warning("message on %s dead-lettered unread: %s", backend.queue, reason)
+    log.warning("message on %s dead-lettered unread: %s", backend.queue, reason, extra=DEAD_LETTER)
     if settle(backend, "dead_letter", delivery, reason):
         metrics.count(rejected=1)
 

@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 import octobot
 from octobot import rpc, tasks
+from octobot.node import notify
 from octobot.logs import setup_logging
 from octobot.node import config as node_config
 from octobot.node.agent import Agent
@@ -170,7 +171,10 @@ def main(coordinator: str | None, ca: str | None, client_cert: str | None, clien
     else:
         agent = ProcessPool(node_id, processes, modules, interval=interval, drain_timeout=drain_timeout,
                             max_workers=max_workers, log_level=log_level, cache=cache, record_stats=record_stats,
-                            secret_sources=sources)
+                            secret_sources=sources, mail=config.mail if config else None)
+    if config is not None and config.mail is not None:
+        notify.install(config.mail)  # the dead letters of this process (one process), or of none
+        log.info("dead letters are mailed to %s", ", ".join(config.mail.recipients))
     log.info("node %s starting (labels %s, %d tasks registered, %d process(es)%s)", node_id, label_map,
              len(tasks.names()), processes, ", standalone" if config else "")
     stats = StatsBuffer(agent.stats, interval)

@@ -22,8 +22,10 @@ from octobot import tasks
 from octobot.histogram import Histogram
 from octobot.logs import setup_logging
 from octobot.outcomes import SAMPLE_COUNTS
+from octobot.node import notify
 from octobot.node.agent import Agent
 from octobot.node.metrics import MAX_MISSING_TASKS
+from octobot.node.notify import MailSettings
 from octobot.secrets import SecretSources
 from octobot.node.state import StateDir
 from octobot.v1 import node_pb2, queue_pb2, stats_pb2
@@ -93,9 +95,11 @@ def merge_samples(samples: list[stats_pb2.QueueSample], latest: list[stats_pb2.Q
 
 def _child_main(conn: Connection, consumer_name: str, task_modules: list[str], interval: float,
                 drain_timeout: float, max_workers: int | None, log_level: str, record_stats: bool,
-                secret_sources: SecretSources) -> None:
+                secret_sources: SecretSources, mail: MailSettings | None) -> None:
     """A worker process: apply what the parent sends, report every interval."""
     setup_logging(log_level)
+    if mail is not None:
+        notify.install(mail)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which tells us to stop
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -127,9 +131,10 @@ class ProcessPool:
 
     def __init__(self, node_id: str, count: int, task_modules: list[str], *, interval: float, drain_timeout: float,
                  max_workers: int | None, log_level: str, cache: StateDir | None = None,
-                 record_stats: bool = True, secret_sources: SecretSources = SecretSources()) -> None:
+                 record_stats: bool = True, secret_sources: SecretSources = SecretSources(),
+                 mail: MailSettings | None = None) -> None:
         self.node_id, self.count, self.cache = node_id, count, cache
-        self._args = (task_modules, interval, drain_timeout, log_level, record_stats, secret_sources)
+        self._args = (task_modules, interval, drain_timeout, log_level, record_stats, secret_sources, mail)
         self._max_workers = max_workers
         self.drain_timeout = drain_timeout
         self._ctx = multiprocessing.get_context("spawn")
@@ -145,11 +150,11 @@ class ProcessPool:
     def _start(self, child: _Child) -> None:
         parent_end, child_end = self._ctx.Pipe()
         budget = None if self._max_workers is None else max(1, share(self._max_workers, child.index, self.count))
-        task_modules, interval, drain_timeout, log_level, record_stats, secret_sources = self._args
+        task_modules, interval, drain_timeout, log_level, record_stats, secret_sources, mail = self._args
         child.process = self._ctx.Process(
             target=_child_main, name=f"octobot-worker-{child.index}",
             args=(child_end, f"{self.node_id}/{child.index}", task_modules, interval, drain_timeout,
-                  budget, log_level, record_stats, secret_sources))
+                  budget, log_level, record_stats, secret_sources, mail))
         child.process.start()
         child_end.close()
         child.conn = parent_end

@@ -37,12 +37,12 @@ from octobot.secrets import quote_keeping_references
 from octobot.v1 import queue_pb2
 
 # The original's connection keys, from which the broker URL is built.
-CONNECTION_KEYS = ("host", "port", "db", "vhost", "username", "password", "path")
+CONNECTION_KEYS = ("host", "port", "db", "vhost", "username", "password", "path", "heartbeat")
 # Keys that set a QueueSpec field of the same name, and the original's alias.
 FIELD_KEYS = ("priority", "concurrency", "selector", "max_retries", "retry_backoff", "task_timeout",
               "max_message_bytes", "paused")
 ALIASES = {"protocol": "backend", "workers": "concurrency"}
-KNOWN_KEYS = {"name", "backend", "url", "options", "tasks", *FIELD_KEYS, *CONNECTION_KEYS, *ALIASES}
+KNOWN_KEYS = {"name", "backend", "url", "options", "arguments", "tasks", *FIELD_KEYS, *CONNECTION_KEYS, *ALIASES}
 
 
 class FileError(ValueError):
@@ -83,7 +83,9 @@ def _url(backend: str, entry: dict[str, Any]) -> str:
     auth = (f"{quote_keeping_references(str(user or ''))}:{quote_keeping_references(str(password or ''))}@"
             if user or password else "")
     if backend == "amqp":
-        return f"amqp://{auth}{host}:{entry.get('port', 5672)}/{quote(str(entry.get('vhost', '/')), safe='')}"
+        heartbeat = f"?heartbeat={entry['heartbeat']}" if "heartbeat" in entry else ""
+        return (f"amqp://{auth}{host}:{entry.get('port', 5672)}/{quote(str(entry.get('vhost', '/')), safe='')}"
+                f"{heartbeat}")
     if backend == "redis":
         return f"redis://{auth}{host}:{entry.get('port', 6379)}/{entry.get('db', 0)}"
     if backend == "beanstalk":
@@ -130,6 +132,8 @@ def parse_queue(entry: Any, where: str) -> queue_pb2.QueueSpec:
     if backend_key not in entry:
         raise FileError(f"{where}.backend: missing (redis, amqp, beanstalk or sqlite)")
     backend = _string(entry, backend_key, where).lower()
+    if "heartbeat" in entry and backend != "amqp":
+        raise FileError(f"{where}.heartbeat: only AMQP connections have a heartbeat")
     spec = queue_pb2.QueueSpec(name=_string(entry, "name", where), backend=backend, url=_url(backend, entry))
     for key in (*FIELD_KEYS, "workers"):
         if key not in entry:
@@ -141,10 +145,11 @@ def parse_queue(entry: Any, where: str) -> queue_pb2.QueueSpec:
             setattr(spec, ALIASES.get(key, key), value)
         except (TypeError, ValueError):
             raise FileError(f"{where}.{key}: {value!r} is not a valid {key}") from None
-    options = entry.get("options") or {}
-    if not isinstance(options, dict):
-        raise FileError(f"{where}.options: must be a mapping")
-    spec.options.update({str(k): str(v) for k, v in options.items()})
+    for key in ("options", "arguments"):  # the original's AMQP queue arguments are options here
+        options = entry.get(key) or {}
+        if not isinstance(options, dict):
+            raise FileError(f"{where}.{key}: must be a mapping")
+        spec.options.update({str(k): str(v) for k, v in options.items()})
     tasks = entry.get("tasks") or []
     if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
         raise FileError(f"{where}.tasks: must be a list of task names or prefixes such as emails.*")

@@ -17,6 +17,7 @@ import octobot
 from brokers import REDIS_URL, free_port
 from cluster import TESTS, Node, octoctl, octoctl_json, wait_until
 from conftest import Processes
+from octobot.node import config as node_config
 
 
 def write_config(path: Path, key: str, metrics_port: int, sqlite_path: Path) -> Path:
@@ -113,3 +114,90 @@ def test_bad_selector_is_one_line(procs: Processes, tmp_path: Path) -> None:
     result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--selector", "dc in (a b", check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: bad selector term 'dc in (a b' in 'dc in (a b'"
+
+
+ORIGINAL_STYLE = """\
+Octobot:
+  queues:
+    - { name: burritos,
+        protocol: AMQP,
+        host: localhost,
+        port: 5672,
+        vhost: /,
+        priority: 5,
+        workers: 1,
+        username: salsa,
+        password: verde,
+        heartbeat: 2,
+        arguments: {
+          x-max-length: 1000
+        }
+      }
+
+  metrics_port: 1229
+
+  email_enabled: true
+  email_from: node@example.com
+  email_to: oncall@example.com
+  email_hostname: worker-1.example.com
+  email_server: smtp.example.com
+  email_port: 465
+  email_ssl: true
+  email_auth: true
+  email_username: mailer
+  email_password: s3cret
+
+  # startup_hook: org.example.StartupHook
+  # shutdown_hook: org.example.ShutdownHook
+"""
+
+
+def test_a_config_in_the_original_octobots_format_loads_with_every_key(tmp_path: Path) -> None:
+    """Before: `heartbeat`, `arguments` and the email keys were unknown keys."""
+    path = tmp_path / "example-config.yml"
+    path.write_text(ORIGINAL_STYLE)
+    config = node_config.load(path)
+    [q] = config.queues
+    assert (q.name, q.backend, q.priority, q.concurrency) == ("burritos", "amqp", 5, 1)
+    assert q.url == "amqp://salsa:verde@localhost:5672/%2F?heartbeat=2"
+    assert dict(q.options) == {"x-max-length": "1000"} and config.metrics_listen == "127.0.0.1:1229"
+    mail = config.mail
+    assert mail is not None and (mail.server, mail.port, mail.ssl, mail.username, mail.password, mail.hostname) == (
+        "smtp.example.com", 465, True, "mailer", "s3cret", "worker-1.example.com")
+    assert "s3cret" not in repr(mail)
+    path.write_text(ORIGINAL_STYLE.replace("email_enabled: true", "email_enabled: false"))
+    assert node_config.load(path).mail is None
+    path.write_text(ORIGINAL_STYLE.replace("email_port: 465", "email_port: many"))
+    with pytest.raises(node_config.ConfigError, match="email_port: must be int"):
+        node_config.load(path)
+
+
+def test_dead_letters_are_mailed(procs: Processes, tmp_path: Path, key: str) -> None:
+    """The original Octobot mailed failures; a standalone node with its email keys does too."""
+    from aiosmtpd.controller import Controller
+
+    got: list[bytes] = []
+
+    class Inbox:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            got.append(envelope.content)  # type: ignore[attr-defined]
+            return "250 OK"
+
+    smtp = Controller(Inbox(), hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    try:
+        queues = tmp_path / "queues.db"
+        config = tmp_path / "octobot.yml"
+        config.write_text(f"queues:\n  - {{name: {key}, protocol: SQLite, path: {queues}, max_retries: 0}}\n"
+                          f"email_enabled: true\nemail_to: [oncall@example.com]\nemail_server: 127.0.0.1\n"
+                          f"email_port: {smtp.port}\n")
+        procs.started.append(Node(None, tmp_path, "solo", [], extra=("--config", str(config))))
+        with octobot.Client(f"sqlite:///{queues}") as client:
+            client.enqueue(key, "e2e.fail", [key])
+            client.enqueue(key, "e2e.no_such_task")
+        wait_until(lambda: len(got) == 2, timeout=30, what="two mails")
+        text = b"\n".join(got).decode()
+        assert "To: oncall@example.com" in text and f"dead-lettered on {key}" in text
+        assert "e2e.fail" in text and "dead-lettered unread: unknown task 'e2e.no_such_task'" in text
+    finally:
+        smtp.stop()
