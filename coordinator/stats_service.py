@@ -45,8 +45,9 @@ INT64_MAX = 2**63 - 1
 def _row(queue: str, group: str, b: Bucket, seconds: float, g: GaugeTotal,
          measured: int | None = None) -> stats_pb2.QueueReport:
     if measured is None:
-        # Not measured by the coordinator: what nodes report now, or else the largest backlog seen in the window.
-        measured = g.backlog if g.nodes else b.backlog
+        # Not measured by the coordinator: what nodes report now. A live gauge is
+        # never taken from the window's buckets (rollups: a past value).
+        measured = g.backlog
     return stats_pb2.QueueReport(
         queue=queue, group=group, **b.counts(), rate=b.finished / seconds,
         in_flight=min(g.in_flight, UINT32_MAX), busy_slots=min(g.busy_slots, UINT32_MAX), nodes=g.nodes,
@@ -173,7 +174,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         # A row for every queue measured too: an idle or unserved one has a backlog to show.
         rows = {q: b for (q, _), b in buckets.items()}
         rows.update((q, Bucket()) for q in backlogs.names() - rows.keys() if queue is None or q == queue)
-        resp = stats_pb2.GetClusterResponse(window_seconds=window)
+        resp = stats_pb2.GetClusterResponse(window_seconds=window, covered_seconds=seconds)
         for q, b in sorted(rows.items()):
             resp.queues.append(_row(q, "", b, seconds, stats.gauges_now(q, "", ""), backlogs.get(q)))
             await pace()
@@ -204,7 +205,8 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         await self._known(request.queue)
         cluster = await self._cluster(window, request.by, request.queue)
         total = cluster.queues[0] if cluster.queues else stats_pb2.QueueReport(queue=request.queue, backlog=-1)
-        return stats_pb2.GetQueueStatsResponse(total=total, groups=cluster.groups, window_seconds=window)
+        return stats_pb2.GetQueueStatsResponse(total=total, groups=cluster.groups, window_seconds=window,
+                                               covered_seconds=cluster.covered_seconds)
 
     @rpc_errors
     async def GetNode(self, request: stats_pb2.GetNodeStatsRequest, context: Ctx) -> stats_pb2.GetNodeStatsResponse:
@@ -218,7 +220,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         mine = {q: b for (q, n), b in sorted(buckets.items()) if n == request.node_id}
         node, stats = request.node_id, self.stats
         return stats_pb2.GetNodeStatsResponse(
-            window_seconds=window,
+            window_seconds=window, covered_seconds=seconds,
             queues=[_row(q, node, b, seconds, stats.gauges_now(q, NODE, node)) for q, b in mine.items()],
             total=_row("", node, merged(list(mine.values())), seconds, stats.gauges_now("", NODE, node)))
 

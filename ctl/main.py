@@ -27,7 +27,7 @@ import octobot
 # specs and files, which load every broker's library) is imported where used.
 from octobot.ctl import config, tokens
 from octobot.ctl.cluster import Cluster, Refused, pass_cluster
-from octobot.ctl.output import F, emit, fields, ms, output_option, to_dict
+from octobot.ctl.output import F, emit, fields, ms, output_option, to_dict, window_line
 from octobot.ctl.top import every_queue, run_top
 from octobot.envelope import BadMessage, Envelope
 from octobot.selector import parse_labels
@@ -512,15 +512,18 @@ def stats(cluster: Cluster, queue_name: str | None, by: str, window: str, output
     if queue_name:
         resp = cluster.call(cluster.stats.GetQueue, stats_pb2.GetQueueStatsRequest(queue=queue_name, window=window,
                                                                                     by=by))
-        rows, totals, seconds = (list(resp.groups) if by else [resp.total]), [], resp.window_seconds
+        rows, totals = (list(resp.groups) if by else [resp.total]), []
+        seconds, covered = resp.window_seconds, resp.covered_seconds
     else:
         cluster_resp = cluster.call(cluster.stats.GetCluster, stats_pb2.GetClusterRequest(window=window, by=by))
         rows, totals = list(cluster_resp.groups if by else cluster_resp.queues), list(cluster_resp.totals)
-        seconds = cluster_resp.window_seconds
+        seconds, covered = cluster_resp.window_seconds, cluster_resp.covered_seconds
     states = _queue_states(cluster)
     rows = [r for r in rows if r.queue in states] if queue_name or by else every_queue(rows, states)
-    data = {"window_seconds": seconds, "rows": [{**to_dict(r), "state": states[r.queue]} for r in rows],
-            "totals": [to_dict(r) for r in totals]}
+    data = {"window_seconds": seconds, "covered_seconds": covered,
+            "rows": [{**to_dict(r), "state": states[r.queue]} for r in rows], "totals": [to_dict(r) for r in totals]}
+    if output == "table":
+        click.echo(window_line(seconds, covered))
     emit(output, data, STATS_COLUMNS, [_stats_row(r, states) for r in rows + totals])
 
 

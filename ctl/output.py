@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console(highlight=False, soft_wrap=True)
-if not console.is_terminal:
+if not console.is_terminal and "COLUMNS" not in os.environ:
     # Piped output (scripts, the demo) should not wrap at 80 columns.
     console.width = 200
 
@@ -62,6 +63,11 @@ def fields(output: str, data: dict[str, Any]) -> None:
         if isinstance(value, (dict, list)):
             value = json.dumps(value, sort_keys=True)
         console.print(f"{key + ':':<{width + 1}} {value}", markup=False)
+
+
+def window_line(window: float, covered: float) -> str:
+    """What a stats table covers: its window, and less when the figures began within it."""
+    return f"last {window:g}s" + (f", covering {covered:g}s" if covered < window else "")
 
 
 def ms(seconds: float) -> str:

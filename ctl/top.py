@@ -12,14 +12,21 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from octobot.ctl.output import console, ms
+from octobot.ctl.output import console, ms, window_line
 from octobot.v1 import stats_pb2
 
 TICKS = "▁▂▃▄▅▆▇█"
+# Below this many columns, top keeps the columns that matter most and a shorter sparkline.
+WIDE = 120
+NARROW_COLUMNS = ("STATE", "RATE/S", "LAST MINUTE", "OK", "FAILED", "BACKLOG", "RUN P99")
+NARROW_SPARK = 10
 
 
-def sparkline(values: list[float]) -> str:
-    """One character per value, scaled to the largest."""
+def sparkline(values: list[float], width: int | None = None) -> str:
+    """One character per value (per group of values, to fit ``width``), scaled to the largest."""
+    if width is not None and len(values) > width:
+        step = -(-len(values) // width)
+        values = [max(values[i:i + step]) for i in range(0, len(values), step)]
     top = max(values, default=0.0)
     if top <= 0:
         return TICKS[0] * len(values)
@@ -29,16 +36,25 @@ def sparkline(values: list[float]) -> str:
 def _table(title: str, first: str, rows: Iterable[tuple[str, stats_pb2.QueueReport]],
            sparks: dict[str, str] | None = None, states: Mapping[str, str] | None = None) -> Table:
     table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    for column in [first, *(["STATE"] if states is not None else []), "RATE/S",
-                   *(["LAST MINUTE"] if sparks is not None else []), "OK", "FAILED", "DEAD",
-                   "IN-FLIGHT", "BACKLOG", "RUN P50", "RUN P99", "E2E P99"]:
+    cells: dict[str, Callable[[str, stats_pb2.QueueReport], str]] = {
+        "STATE": lambda name, r: states.get(name, "?") if states is not None else "",
+        "RATE/S": lambda name, r: f"{r.rate:.1f}",
+        "LAST MINUTE": lambda name, r: sparks.get(name, "") if sparks is not None else "",
+        "OK": lambda name, r: str(r.succeeded),
+        "FAILED": lambda name, r: str(r.failed),
+        "DEAD": lambda name, r: str(r.dead_lettered),
+        "IN-FLIGHT": lambda name, r: str(r.in_flight),
+        "BACKLOG": lambda name, r: "?" if r.backlog < 0 else str(r.backlog),
+        "RUN P50": lambda name, r: ms(r.run_time.p50),
+        "RUN P99": lambda name, r: ms(r.run_time.p99),
+        "E2E P99": lambda name, r: ms(r.end_to_end.p99),
+    }
+    shown = [c for c in cells if (c != "STATE" or states is not None) and (c != "LAST MINUTE" or sparks is not None)
+             and (console.width >= WIDE or c in NARROW_COLUMNS)]
+    for column in [first, *shown]:
         table.add_column(column, no_wrap=True, justify="left" if column in (first, "STATE", "LAST MINUTE") else "right")
     for name, r in rows:
-        spark = [sparks.get(name, "")] if sparks is not None else []
-        state = [states.get(name, "?")] if states is not None else []
-        table.add_row(name or "(none)", *state, f"{r.rate:.1f}", *spark, str(r.succeeded), str(r.failed),
-                      str(r.dead_lettered), str(r.in_flight), "?" if r.backlog < 0 else str(r.backlog),
-                      ms(r.run_time.p50), ms(r.run_time.p99), ms(r.end_to_end.p99))
+        table.add_row(name or "(none)", *(cells[c](name, r) for c in shown))
     return table
 
 
@@ -52,9 +68,10 @@ def every_queue(reports: Iterable[stats_pb2.QueueReport], states: Mapping[str, s
 
 def render(resp: stats_pb2.WatchResponse, by: str, states: Mapping[str, str]) -> Group:
     snap = resp.snapshot
-    sparks = {s.queue: sparkline([p.rate for p in s.points]) for s in resp.recent}
+    width = None if console.width >= WIDE else NARROW_SPARK
+    sparks = {s.queue: sparkline([p.rate for p in s.points], width) for s in resp.recent}
     at = resp.at.ToDatetime().strftime("%H:%M:%S")
-    queues = _table(f"octobot top — {at} UTC, last {snap.window_seconds:g}s", "QUEUE",
+    queues = _table(f"octobot top — {at} UTC, {window_line(snap.window_seconds, snap.covered_seconds)}", "QUEUE",
                     ((r.queue, r) for r in every_queue(snap.queues, states)), sparks, states)
     totals = _table(f"totals by {by}" if by else "totals", by.upper() or "CLUSTER",
                     ((r.group, r) for r in snap.totals))

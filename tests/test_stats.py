@@ -248,6 +248,13 @@ def test_octoctl_stats_and_top(procs: Processes, stub: tuple, tmp_path: Path, ke
     queue_lines = [line for line in out.splitlines() if line.startswith(key + " ")]
     assert len(queue_lines) == 2 and all(" 12 " in line and "serving" in line for line in queue_lines)
     assert sum(line.startswith(f"{key}-idle") and "unserved" in line for line in out.splitlines()) == 2
+    # At 80 columns every line fits, with the columns that matter most.
+    narrow = octoctl(coord.target, "top", "--iterations", "1", env={"COLUMNS": "80"}).stdout
+    assert max(map(len, narrow.splitlines())) <= 80, narrow
+    [line] = [line for line in narrow.splitlines() if line.startswith(key + " ")]
+    assert "serving" in line and " 12 " in line and "BACKLOG" in narrow and "E2E P99" not in narrow
+    # Every table says its window, and how much of it the figures cover.
+    assert octoctl(coord.target, "stats", "--window", "24h").stdout.startswith("last 86400s, covering ")
     octoctl(coord.target, "queue", "rm", key, "--yes")
     assert [r["queue"] for r in octoctl_json(coord.target, "stats", "--window", "10m")["rows"]] == [f"{key}-idle"]
     assert octoctl_json(coord.target, "stats", "--by", "dc", "--window", "10m")["rows"] == []

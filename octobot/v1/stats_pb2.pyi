@@ -113,16 +113,18 @@ class GetClusterRequest(_message.Message):
     def __init__(self, window: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
 
 class GetClusterResponse(_message.Message):
-    __slots__ = ("queues", "window_seconds", "groups", "totals")
+    __slots__ = ("queues", "window_seconds", "groups", "totals", "covered_seconds")
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
+    COVERED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[QueueReport]
     window_seconds: float
     groups: _containers.RepeatedCompositeFieldContainer[QueueReport]
     totals: _containers.RepeatedCompositeFieldContainer[QueueReport]
-    def __init__(self, queues: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., window_seconds: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., totals: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ...) -> None: ...
+    covered_seconds: float
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., window_seconds: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., totals: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., covered_seconds: _Optional[float] = ...) -> None: ...
 
 class GetQueueStatsRequest(_message.Message):
     __slots__ = ("queue", "window", "by")
@@ -135,14 +137,16 @@ class GetQueueStatsRequest(_message.Message):
     def __init__(self, queue: _Optional[str] = ..., window: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
 
 class GetQueueStatsResponse(_message.Message):
-    __slots__ = ("total", "window_seconds", "groups")
+    __slots__ = ("total", "window_seconds", "groups", "covered_seconds")
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    COVERED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     total: QueueReport
     window_seconds: float
     groups: _containers.RepeatedCompositeFieldContainer[QueueReport]
-    def __init__(self, total: _Optional[_Union[QueueReport, _Mapping]] = ..., window_seconds: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ...) -> None: ...
+    covered_seconds: float
+    def __init__(self, total: _Optional[_Union[QueueReport, _Mapping]] = ..., window_seconds: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., covered_seconds: _Optional[float] = ...) -> None: ...
 
 class GetNodeStatsRequest(_message.Message):
     __slots__ = ("node_id", "window")
@@ -153,14 +157,16 @@ class GetNodeStatsRequest(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., window: _Optional[str] = ...) -> None: ...
 
 class GetNodeStatsResponse(_message.Message):
-    __slots__ = ("queues", "window_seconds", "total")
+    __slots__ = ("queues", "window_seconds", "total", "covered_seconds")
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    COVERED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[QueueReport]
     window_seconds: float
     total: QueueReport
-    def __init__(self, queues: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., window_seconds: _Optional[float] = ..., total: _Optional[_Union[QueueReport, _Mapping]] = ...) -> None: ...
+    covered_seconds: float
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueReport, _Mapping]]] = ..., window_seconds: _Optional[float] = ..., total: _Optional[_Union[QueueReport, _Mapping]] = ..., covered_seconds: _Optional[float] = ...) -> None: ...
 
 class QueryRangeRequest(_message.Message):
     __slots__ = ("queue", "by", "range", "step")
