@@ -18,33 +18,22 @@ import asyncio
 from collections.abc import Sequence
 from http.server import ThreadingHTTPServer
 
-import numpy as np
 
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.stats import PROMETHEUS_DIM
 from octobot.histogram import Histogram
+from octobot.outcomes import LATENCY_HELP, LATENCY_METRICS, PROMETHEUS_BOUNDS
 from octobot.outcomes import IMPLAUSIBLE_HELP, OUTCOMES
 from octobot.http_pages import Authorize, serve_pages
 from octobot.rpc import ServerTls
 from octobot.v1 import admin_pb2
 
-# Upper bounds (seconds) of the exposed latency buckets.
-BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-LE = [*(str(b) for b in BOUNDS), "+Inf"]
-KINDS = (("run", "octobot_task_run_seconds", "Task run time (start to end)"),
-         ("wait", "octobot_task_wait_seconds", "Time from enqueue to task start"),
-         ("e2e", "octobot_task_end_to_end_seconds", "Time from enqueue to task end"))
+LE = [*(str(b) for b in PROMETHEUS_BOUNDS), "+Inf"]
+KINDS = tuple(zip(("run", "wait", "e2e"), LATENCY_METRICS, LATENCY_HELP))
 DC = PROMETHEUS_DIM
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Samples rendered between turns of the lane.
 CHUNK = 500
-
-
-def cumulative_buckets(h: Histogram) -> list[int]:
-    """Values at or below each bound (the bucket midpoints decide, within 1 %), then +Inf."""
-    values, counts = h.sorted_buckets()
-    running = np.concatenate(([0], np.cumsum(counts))) + h.zero_count
-    return [*running[np.searchsorted(values, BOUNDS, side="right")].tolist(), h.count]
 
 
 def _escape(value: str) -> str:
@@ -113,7 +102,7 @@ async def render(app: Coordinator) -> list[bytes]:
                 h: Histogram = getattr(bucket, kind)
                 names = _labels(("queue", "dc"), (queue, dc))
                 out.extend(f'{name}_bucket{{{names},le="{le}"}} {n}\n'
-                           for le, n in zip(LE, cumulative_buckets(h)))
+                           for le, n in zip(LE, h.cumulative_counts(PROMETHEUS_BOUNDS)))
                 out.append(f"{name}_count{{{names}}} {h.count}\n{name}_sum{{{names}}} {h.sum!r}\n")
                 await pace()
 

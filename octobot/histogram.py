@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -89,6 +90,13 @@ class Histogram:
         # Midpoint of the bucket in relative terms: error <= accuracy.
         scale = 2 / (1 + math.exp(self._gamma_log))
         return scale * np.exp(indexes[order] * self._gamma_log), counts[order]
+
+    def cumulative_counts(self, bounds: Sequence[float]) -> list[int]:
+        """Values at or below each bound (the bucket midpoints decide, within
+        the accuracy), then all of them: a Prometheus histogram's buckets."""
+        values, counts = self.sorted_buckets()
+        running = np.concatenate(([0], np.cumsum(counts))) + self.zero_count
+        return [*running[np.searchsorted(values, bounds, side="right")].tolist(), self.count]
 
     def to_proto(self) -> stats_pb2.Histogram:
         indexes = sorted(self.buckets)

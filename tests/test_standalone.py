@@ -71,10 +71,14 @@ def test_standalone_node_runs_its_yaml_queues(procs: Processes, tmp_path: Path, 
                      d["queues"][f"{key}-local"]["dead_lettered"] == 1 and d, what="the JSON stats")
     assert doc["queues"][f"{key}-local"]["succeeded"] == 30
     assert doc["queues"][key]["run_time"]["count"] == 100
-    metrics = {(s.name, s.labels.get("queue")): s.value
+    # The coordinator's metric names: one dashboard serves both.
+    metrics = {(s.name, s.labels.get("queue"), s.labels.get("outcome", s.labels.get("le"))): s.value
                for family in text_string_to_metric_families(get(port, "/metrics")) for s in family.samples}
-    assert metrics[("octobot_tasks_succeeded_total", key)] == 100
-    assert metrics[("octobot_tasks_dead_lettered_total", f"{key}-local")] == 1
+    assert metrics[("octobot_tasks_total", key, "succeeded")] == 100
+    assert metrics[("octobot_tasks_total", f"{key}-local", "dead_lettered")] == 1
+    assert metrics[("octobot_task_run_seconds_count", key, None)] == 100
+    assert metrics[("octobot_task_run_seconds_bucket", key, "+Inf")] == 100
+    assert metrics[("octobot_backlog", key, None)] >= -1 and ("octobot_in_flight", key, None) in metrics
 
     assert node.terminate() == 0
     assert float(redis_client.get(f"{key}:stopped")) > float(redis_client.get(f"{key}:started"))
