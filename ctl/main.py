@@ -27,7 +27,7 @@ import octobot
 # specs and files, which load every broker's library) is imported where used.
 from octobot.ctl import config, tokens
 from octobot.ctl.cluster import Cluster, Refused, pass_cluster
-from octobot.ctl.output import F, emit, fields, ms, output_option, to_dict, window_line
+from octobot.ctl.output import F, emit, fields, ms, output_option, to_dict, when, window_line
 from octobot.ctl.top import every_queue, run_top
 from octobot.envelope import BadMessage, Envelope
 from octobot.selector import parse_labels
@@ -316,7 +316,7 @@ def _node_row(n: admin_pb2.NodeInfo) -> list[Any]:
                              ("draining", n.draining and not n.drained)) if on]
     state = STATES.get(n.state, "?") + (f" ({', '.join(flags)})" if flags else "")
     return [n.node_id, state, labels, ",".join(q.queue for q in n.queues), sum(q.in_flight for q in n.queues),
-            n.applied_generation, n.last_seen.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")]
+            n.applied_generation, when(n.last_seen)]
 
 
 @node.command("list")
@@ -446,7 +446,7 @@ def dead_list(cluster: Cluster, queue_name: str, limit: int, output: str) -> Non
             break
     emit(output, [{**to_dict(d), "body": d.body.decode(errors="replace")} for d in letters],
          ["ID", "FAILED AT", "REASON", "BODY"],
-         [[d.id, d.failed_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), d.reason, _shown_body(d)]
+         [[d.id, when(d.failed_at), d.reason, _shown_body(d)]
           for d in letters])
 
 
@@ -550,7 +550,7 @@ def history(cluster: Cluster, limit: int, output: str) -> None:
     """The audit log of admin changes, newest first."""
     entries = cluster.call(cluster.admin.ListAudit, admin_pb2.ListAuditRequest(limit=limit)).entries
     emit(output, [to_dict(e) for e in entries], ["AT", "ACTOR", "ACTION", "TARGET", "DETAIL"],
-         [[e.at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.action, e.target, e.detail] for e in entries])
+         [[when(e.at), e.actor, e.action, e.target, e.detail] for e in entries])
 
 
 def main() -> None:

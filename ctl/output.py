@@ -11,6 +11,7 @@ import click
 import yaml
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 from rich.table import Table
 
@@ -63,6 +64,11 @@ def fields(output: str, data: dict[str, Any]) -> None:
         if isinstance(value, (dict, list)):
             value = json.dumps(value, sort_keys=True)
         console.print(f"{key + ':':<{width + 1}} {value}", markup=False)
+
+
+def when(ts: Timestamp) -> str:
+    """The one way a time is shown in tables: RFC 3339 in UTC, to the second (JSON adds the fraction)."""
+    return ts.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def window_line(window: float, covered: float) -> str:

@@ -9,7 +9,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 
 from octobot.ctl.cluster import Cluster, pass_cluster
-from octobot.ctl.output import emit, fields, output_option
+from octobot.ctl.output import emit, fields, output_option, when
 from octobot.durations import parse_duration
 from octobot.v1 import auth_pb2
 
@@ -26,7 +26,7 @@ def _json_time(msg: Message, name: str) -> str | None:
 
 
 def _table_time(msg: Message, name: str) -> str:
-    return getattr(msg, name).ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if msg.HasField(name) else "never"
+    return when(getattr(msg, name)) if msg.HasField(name) else "never"
 
 
 def _token_dict(t: auth_pb2.Token) -> dict[str, Any]:

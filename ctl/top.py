@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from octobot.ctl.output import console, ms, window_line
+from octobot.ctl.output import console, ms, when, window_line
 from octobot.v1 import stats_pb2
 
 TICKS = "▁▂▃▄▅▆▇█"
@@ -70,8 +70,8 @@ def render(resp: stats_pb2.WatchResponse, by: str, states: Mapping[str, str]) ->
     snap = resp.snapshot
     width = None if console.width >= WIDE else NARROW_SPARK
     sparks = {s.queue: sparkline([p.rate for p in s.points], width) for s in resp.recent}
-    at = resp.at.ToDatetime().strftime("%H:%M:%S")
-    queues = _table(f"octobot top — {at} UTC, {window_line(snap.window_seconds, snap.covered_seconds)}", "QUEUE",
+    at = when(resp.at)
+    queues = _table(f"octobot top — {at}, {window_line(snap.window_seconds, snap.covered_seconds)}", "QUEUE",
                     ((r.queue, r) for r in every_queue(snap.queues, states)), sparks, states)
     totals = _table(f"totals by {by}" if by else "totals", by.upper() or "CLUSTER",
                     ((r.group, r) for r in snap.totals))

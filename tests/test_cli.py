@@ -317,6 +317,9 @@ def test_every_listing_takes_yaml(coord: Coordinator) -> None:
     assert yaml.safe_load(octoctl(coord.target, "node", "list", "-o", "yaml").stdout) == []
     [entry] = yaml.safe_load(octoctl(coord.target, "history", "-o", "yaml").stdout)
     assert (entry["action"], entry["target"]) == ("queue.create", "y")
+    # One time format everywhere: RFC 3339 in UTC (JSON and YAML add the fraction of a second).
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", octoctl(coord.target, "history").stdout.splitlines()[1])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", entry["at"])
     assert yaml.safe_load(octoctl(coord.target, "queue", "show", "y", "-o", "yaml").stdout)["state"] == "unserved"
     assert yaml.safe_load(octoctl(coord.target, "stats", "-o", "yaml").stdout)["rows"][0]["queue"] == "y"
 
