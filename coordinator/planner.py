@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from octobot.selector import Selector
 from octobot.v1 import queue_pb2
 
-# Task names listed per queue in an assignment at most (a node registers at most as many).
-MAX_SERVED_TASKS = 10_000
+# Served task names listed in an assignment at most, per queue and in all: a
+# rolling deploy adds a few tasks, and one node registering thousands of names
+# (up to 10,000 of 255 characters) must not swell every other node's assignment.
+MAX_SERVED_TASKS = 1_000
+MAX_SERVED_CHARS = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +83,18 @@ def plan(node: Placeable, queues: Iterable[queue_pb2.QueueSpec], generation: int
          served: Mapping[str, Sequence[str]]) -> queue_pb2.Assignment:
     """The full assignment for one node."""
     chosen = []
+    budget = MAX_SERVED_CHARS
     for q in queues:
         if runs_on(q, node):
-            if q.name in served:
+            names = [t for t in served.get(q.name, ()) if t not in node.tasks]  # only what this node lacks
+            if names and budget > 0:
                 spec = queue_pb2.QueueSpec()
                 spec.CopyFrom(q)
-                spec.served_tasks[:] = served[q.name]
+                for name in names:
+                    budget -= len(name)
+                    if budget < 0:
+                        break
+                    spec.served_tasks.append(name)
                 q = spec
             chosen.append(q)
     return queue_pb2.Assignment(generation=generation, queues=chosen, drain=node.draining)

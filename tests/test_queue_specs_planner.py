@@ -346,3 +346,32 @@ def test_declared_tasks_are_validated_and_updated() -> None:
     assert list(merged.tasks) == ["b", "c.*"] and changes == {"tasks": ["b", "c.*"]}
     cleared, _ = queue_specs.merge_update(merged, queue_pb2.QueueSpec(), ["tasks"])
     assert list(cleared.tasks) == []
+
+
+def test_served_tasks_in_an_assignment_are_bounded_and_only_those_the_node_lacks() -> None:
+    qs = [full(f"q{i}") for i in range(3)]
+    hoarder = node({}, tasks=tuple(f"t{i:04d}." + "x" * 240 for i in range(10_000)))
+    honest = node({}, tasks=("a.send",))
+    served = planner.served_tasks(qs, [hoarder, honest])
+    assert all(len(names) == planner.MAX_SERVED_TASKS for names in served.values())
+    plan = planner.plan(honest, qs, 1, served)
+    assert sum(len(t) for q in plan.queues for t in q.served_tasks) <= planner.MAX_SERVED_CHARS
+    assert len(plan.SerializeToString()) < 2 * planner.MAX_SERVED_CHARS
+    # The hoarder is told only of the one task it lacks.
+    assert all(list(q.served_tasks) == ["a.send"] for q in planner.plan(hoarder, qs, 1, served).queues)
+
+
+def test_queue_health_counts_nodes_placed_alike_once_and_errors_node_by_node() -> None:
+    from octobot.coordinator.queue_health import health
+    from octobot.v1 import node_pb2
+
+    qs = [full("east", selector="dc=us-east"), full("west", selector="dc=eu-west"), full("idle", selector="gpu"),
+          full("held", paused=True)]
+    broken = {"east": node_pb2.QueueStatus(queue="east", error="redis 127.0.0.1:1 unreachable")}
+    nodes = [(node({"dc": "us-east"}), {}) for _ in range(999)] + [(node({"dc": "us-east"}), broken),
+                                                                   (node({"dc": "eu-west"}), {})]
+    got = {h.queue: (h.state, h.nodes, h.broker_errors, h.error) for h in health(qs, nodes)}
+    assert got == {"east": (admin_pb2.QUEUE_STATE_BROKER_ERROR, 1000, 1, "redis 127.0.0.1:1 unreachable"),
+                   "west": (admin_pb2.QUEUE_STATE_SERVING, 1, 0, ""),
+                   "idle": (admin_pb2.QUEUE_STATE_UNSERVED, 0, 0, ""),
+                   "held": (admin_pb2.QUEUE_STATE_PAUSED, 1001, 0, "")}
