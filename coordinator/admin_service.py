@@ -129,7 +129,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc_errors
     async def ListNodes(self, request: admin_pb2.ListNodesRequest, context: Ctx) -> admin_pb2.ListNodesResponse:
         records = await self.app.db(self.app.store.list_nodes)
-        return admin_pb2.ListNodesResponse(nodes=[self.app.sessions.node_info(r) for r in records])
+        nodes = [self.app.sessions.node_info(r) for r in records]
+        for info in nodes:
+            del info.tasks[:]
+        return admin_pb2.ListNodesResponse(nodes=nodes)
 
     @rpc_errors
     async def GetNode(self, request: admin_pb2.GetNodeRequest, context: Ctx) -> admin_pb2.GetNodeResponse:

@@ -38,6 +38,8 @@ LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}")
 LABEL_VALUE = re.compile(r"[A-Za-z0-9_.\-]{0,255}")
 MAX_TASKS = 10_000
 MAX_TASK_NAME = 255
+# The task names of one Hello, in UTF-8 bytes: a GetNode answer stays far below gRPC's 4 MiB.
+MAX_TASK_BYTES = 256 << 10
 # tokens.name is VARCHAR(200): node credentials are "node:" and the node id.
 MAX_TOKEN_NAME = 200
 # Items in one admin call (messages to enqueue, dead letter ids, queues to apply).
@@ -134,6 +136,8 @@ def check_hello(hello: node_pb2.Hello) -> None:
         raise ValueError(f"{len(hello.tasks)} tasks; at most {MAX_TASKS}")
     for task in hello.tasks:
         check_text(task, "task name", MAX_TASK_NAME)
+    if (size := sum(len(task.encode()) for task in hello.tasks)) > MAX_TASK_BYTES:
+        raise ValueError(f"task names of {size:,} bytes in all; at most {MAX_TASK_BYTES:,}")
     if hello.applied_generation < 0:
         raise ValueError(f"applied_generation {hello.applied_generation} is negative")
 
@@ -153,9 +157,14 @@ def check_heartbeat(heartbeat: node_pb2.Heartbeat) -> None:
         if len(q.error) > MAX_ERROR_CHARS:
             raise Invalid("heartbeat", f"queue {q.queue}: error of {len(q.error)} characters; "
                                        f"at most {MAX_ERROR_CHARS}")
-        if len(q.missing_tasks) > MAX_MISSING_TASKS or any(len(t) > MAX_TASK_NAME for t in q.missing_tasks):
-            raise Invalid("heartbeat", f"queue {q.queue}: more than {MAX_MISSING_TASKS} missing tasks, "
-                                       f"or one over {MAX_TASK_NAME} characters")
+        if len(q.missing_tasks) > MAX_MISSING_TASKS:
+            raise Invalid("heartbeat", f"queue {q.queue}: more than {MAX_MISSING_TASKS} missing tasks")
+        try:
+            check_text(q.error, "error", MAX_ERROR_CHARS)
+            for task in q.missing_tasks:
+                check_text(task, "missing task", MAX_TASK_NAME)
+        except ValueError as exc:
+            raise Invalid("heartbeat", f"queue {q.queue}: {exc}") from None
 
 
 def check_queue_name(name: str) -> str:

@@ -7,25 +7,31 @@ cordoned node gets no new queues: only those of its matching queues it ran
 when it was cordoned (``cordoned`` names them; None when not cordoned).
 
 Nodes of one queue may still differ in their tasks (a rolling deploy): each
-assignment lists, per queue, the tasks some of its nodes have and others lack
-(``served_tasks``), so a node lacking one hands its messages back to the
-broker for another node instead of dead-lettering them.
+assignment lists, per queue, the tasks other nodes of the queue have and this
+one lacks (``served_tasks``), so a node lacking one hands its messages back to
+the broker for another node instead of dead-lettering them. The list is
+bounded, and each kind of node (a distinct task set) gets an equal share of
+it: one node registering thousands of names cannot crowd out the task an
+honest new version added.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from octobot.selector import Selector
 from octobot.v1 import queue_pb2
 
-# Served task names listed in an assignment at most, per queue and in all: a
-# rolling deploy adds a few tasks, and one node registering thousands of names
-# (up to 10,000 of 255 characters) must not swell every other node's assignment.
+# Served task names listed in an assignment at most, per queue, and their
+# encoded bytes in all: a rolling deploy adds a few tasks, and one node
+# registering thousands of names must not swell every other node's assignment.
 MAX_SERVED_TASKS = 1_000
-MAX_SERVED_CHARS = 1 << 20
+MAX_SERVED_BYTES = 1 << 20
+# What a name costs in a QueueSpec beyond its UTF-8 bytes (tag and length).
+_NAME_OVERHEAD = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,40 +69,51 @@ def _selector(text: str) -> Selector:
     return Selector.parse(text)
 
 
-def served_tasks(queues: Iterable[queue_pb2.QueueSpec], nodes: Iterable[Placeable]) -> dict[str, list[str]]:
-    """Per queue, the tasks some of its nodes have and others lack (sorted, at
-    most MAX_SERVED_TASKS); queues whose nodes all have the same tasks are left out."""
+def served_tasks(queues: Iterable[queue_pb2.QueueSpec],
+                 nodes: Iterable[Placeable]) -> dict[str, tuple[frozenset[str], ...]]:
+    """Per queue, the distinct task sets of the nodes it is placed on, when
+    they differ (queues whose nodes all have the same tasks are left out)."""
     queues = list(queues)
-    union: dict[str, set[str]] = {}
-    common: dict[str, set[str]] = {}
+    kinds: dict[str, set[frozenset[str]]] = {}
     for node in nodes:
-        tasks = set(node.tasks)
         for q in queues:
             if runs_on(q, node):
-                union.setdefault(q.name, set()).update(tasks)
-                common[q.name] = common[q.name] & tasks if q.name in common else set(tasks)
-    return {name: sorted(tasks - common[name])[:MAX_SERVED_TASKS] for name, tasks in union.items()
-            if tasks != common[name]}
+                kinds.setdefault(q.name, set()).add(node.tasks)
+    return {name: tuple(sorted(sets, key=sorted)) for name, sets in kinds.items() if len(sets) > 1}
+
+
+@functools.lru_cache(maxsize=1024)  # nodes of one kind, in one push, ask the same
+def lacking(node_tasks: frozenset[str], kinds: tuple[frozenset[str], ...]) -> list[str]:
+    """The tasks the other kinds of node have and this one lacks: an equal
+    share of MAX_SERVED_TASKS from each kind, taken in turns (the first name of
+    each kind, then the second...), so that a cut keeps every kind's first ones."""
+    others = [sorted(kind - node_tasks) for kind in kinds if kind != node_tasks]
+    others = [names for names in others if names]
+    share = max(1, MAX_SERVED_TASKS // max(1, len(others)))
+    turns = itertools.zip_longest(*(names[:share] for names in others))
+    return list(dict.fromkeys(name for turn in turns for name in turn if name is not None))
 
 
 def plan(node: Placeable, queues: Iterable[queue_pb2.QueueSpec], generation: int,
-         served: Mapping[str, Sequence[str]]) -> queue_pb2.Assignment:
+         served: Mapping[str, tuple[frozenset[str], ...]]) -> queue_pb2.Assignment:
     """The full assignment for one node."""
+    mine = [q for q in queues if runs_on(q, node)]
+    names = {q.name: lacking(node.tasks, served[q.name]) for q in mine if q.name in served}
+    # Each queue with names to list gets an equal share of the bytes.
+    budget = MAX_SERVED_BYTES // max(1, sum(1 for n in names.values() if n))
     chosen = []
-    budget = MAX_SERVED_CHARS
-    for q in queues:
-        if runs_on(q, node):
-            names = [t for t in served.get(q.name, ()) if t not in node.tasks]  # only what this node lacks
-            if names and budget > 0:
-                spec = queue_pb2.QueueSpec()
-                spec.CopyFrom(q)
-                for name in names:
-                    budget -= len(name)
-                    if budget < 0:
-                        break
-                    spec.served_tasks.append(name)
-                q = spec
-            chosen.append(q)
+    for q in mine:
+        if names.get(q.name):
+            spec = queue_pb2.QueueSpec()
+            spec.CopyFrom(q)
+            left = budget
+            for name in names[q.name]:
+                left -= len(name.encode()) + _NAME_OVERHEAD
+                if left < 0:
+                    break
+                spec.served_tasks.append(name)
+            q = spec
+        chosen.append(q)
     return queue_pb2.Assignment(generation=generation, queues=chosen, drain=node.draining)
 
 

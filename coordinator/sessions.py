@@ -46,7 +46,7 @@ class NodeSession:
     sent: queue_pb2.Assignment | None = None
 
     def assignment(self, queues: list[queue_pb2.QueueSpec], generation: int,
-                   served: dict[str, list[str]]) -> queue_pb2.Assignment:
+                   served: dict[str, tuple[frozenset[str], ...]]) -> queue_pb2.Assignment:
         """What the planner gives this node now."""
         return plan(self.record.placeable(), queues, generation, served)
 
@@ -62,10 +62,10 @@ class Sessions:
     def __init__(self, liveness: Liveness) -> None:
         self.liveness = liveness
         self._by_id: dict[str, NodeSession] = {}
-        # Of the last push: what each registered node was placed as, and each
-        # queue's tasks that only some of its nodes have.
+        # Of the last push: what each registered node was placed as, and the
+        # task sets of each queue's nodes where they differ.
         self._placed: dict[str, Placeable] = {}
-        self.served: dict[str, list[str]] = {}
+        self.served: dict[str, tuple[frozenset[str], ...]] = {}
 
     def attach(self, session: NodeSession) -> None:
         # A reconnecting node may arrive before its old stream is noticed dead.

@@ -20,6 +20,9 @@ from octobot.v1 import node_pb2, queue_pb2
 
 log = logging.getLogger("octobot.node")
 
+# Characters of a queue's error a heartbeat carries (the coordinator takes up to 4,096).
+ERROR_CHARS = 1000
+
 
 def _binding(spec: queue_pb2.QueueSpec) -> tuple[str, str, tuple[tuple[str, str], ...]]:
     """What a runner's broker connection depends on; a change means a new runner."""
@@ -102,7 +105,9 @@ class Agent:
                        for name, error in self._failed.items()]
             drained = self.draining and not self._runners and not self._stopping
         for status in queues:
-            status.error = redact_text(status.error)  # a broker's error may quote its URL
+            # A broker's error may quote its URL, and span lines: the coordinator takes one printable line.
+            line = " ".join(redact_text(status.error).split())
+            status.error = "".join(c if c.isprintable() else " " for c in line)[:ERROR_CHARS]
         return node_pb2.Heartbeat(queues=queues, drained=drained)
 
     def stats(self) -> node_pb2.StatsReport:

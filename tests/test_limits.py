@@ -104,6 +104,7 @@ def test_hello_just_inside_passes(fields: dict[str, object]) -> None:
     ({"labels": {"k" * 64: "v"}}, "label key"), ({"labels": {"-k": "v"}}, "label key"),
     ({"labels": {"dc": "v" * 256}}, "label dc="), ({"labels": {"dc": "us east"}}, "label dc="),
     ({"tasks": ["t"] * 10_001}, "10001 tasks"), ({"tasks": ["t" * 256]}, "task name"),
+    ({"tasks": ["\U0001F600" * 200 + f"{i:055d}" for i in range(400)]}, "task names of 342,000 bytes"),
     ({"tasks": ["a\x00"]}, "task name"), ({"applied_generation": -1}, "negative"),
 ])
 def test_hello_just_outside_fails(fields: dict[str, object], message: str) -> None:
@@ -301,7 +302,10 @@ def test_heartbeats_are_bounded() -> None:
     assert guard.limits.refuse_heartbeat("a", ok) is None
     for bad in (node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q" * 129)]),
                 node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q", error="e" * (limits.MAX_ERROR_CHARS + 1))]),
-                node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q")] * (limits.MAX_NODE_QUEUES + 1))):
+                node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q")] * (limits.MAX_NODE_QUEUES + 1)),
+                node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q", error="x\x00y")]),
+                node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q", missing_tasks=["evil\n2026 INFO forged"])]),
+                node_pb2.Heartbeat(queues=[node_pb2.QueueStatus(queue="q", missing_tasks=["t"] * 11)])):
         refusal = guard.limits.refuse_heartbeat("a", bad)
         assert refusal is not None and refusal.reason == "heartbeat"
 

@@ -43,6 +43,7 @@ def test_rolling_deploy_loses_no_message_to_a_node_without_the_task(
     assert set(redis_client.hvals(f"{key}:node")) == {b"new"}
     assert octoctl_json(coord.target, "dead", "list", key) == []
 
+    assert all(n["tasks"] == [] for n in octoctl_json(coord.target, "node", "list"))  # GetNode has them
     [status] = octoctl_json(coord.target, "node", "show", old.node_id)["queues"]
     assert int(status["handed_back"]) > 0 and status["missing_tasks"] == ["e2e.record"]
     placements = {p["node"]: p for p in octoctl_json(coord.target, "queue", "show", key)["nodes"]}
