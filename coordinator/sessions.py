@@ -66,10 +66,13 @@ class Sessions:
         # task sets of each queue's nodes where they differ.
         self._placed: dict[str, Placeable] = {}
         self.served: dict[str, tuple[frozenset[str], ...]] = {}
+        # Label keys of every node registered (since the start, or before it, as of a push): what stats may group by.
+        self.label_keys: set[str] = set()
 
     def attach(self, session: NodeSession) -> None:
         # A reconnecting node may arrive before its old stream is noticed dead.
         self._by_id[session.record.node_id] = session
+        self.label_keys.update(session.record.labels)
 
     def detach(self, session: NodeSession) -> None:
         if self._by_id.get(session.record.node_id) is session:
@@ -85,6 +88,7 @@ class Sessions:
         """Send every session whose work changed its new full assignment;
         ``nodes``: every registered node, whose tasks make ``served``."""
         self._placed = {node.node_id: node.placeable() for node in nodes}
+        self.label_keys.update(key for node in nodes for key in node.labels)
         self.served = served_tasks(queues, self._placed.values())
         for session in self._by_id.values():
             session.send_if_changed(session.assignment(queues, generation, self.served))

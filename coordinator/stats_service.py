@@ -93,9 +93,8 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         return by
 
     def _label_keys(self) -> set[str]:
-        """Label keys of the nodes connected now or reporting since the start."""
-        keys = {key for session in self.app.sessions.all() for key in session.record.labels}
-        return keys | self.stats.label_keys()
+        """Label keys of the nodes registered, or reporting since the start."""
+        return self.app.sessions.label_keys | self.stats.label_keys()
 
     async def _known(self, queue: str) -> None:
         limits.check_queue_name(queue)

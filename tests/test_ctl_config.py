@@ -272,7 +272,7 @@ def test_tokens_end_to_end(cfg: Path, coord: Coordinator, tmp_path: Path) -> Non
     assert (listed["ci"]["role"], listed["ops"]["role"]) == ("viewer", "operator")
     assert listed["ci"]["expires_at"] and listed["ops"]["expires_at"] is None
     assert secret not in ok(cfg, "token", "list")
-    assert re.search(r"^ci\s+viewer\s+\S+ \S+\s+\S+ \S+\s+never", ok(cfg, "token", "list"), re.M)
+    assert re.search(r"^ci\s+viewer\s+\S+\s+\S+\s+never", ok(cfg, "token", "list"), re.M)
 
     # The viewer's token, from a context's token file: it may read, not change.
     (tmp_path / "ci.token").write_text(secret + "\n")
