@@ -85,6 +85,8 @@ def validate(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
                                                                for t in spec.tasks):
         raise SpecError("tasks", f"tasks must be at most {MAX_TASK_PATTERNS} task names or prefixes ending in *"
                                  " (such as emails.*), without spaces")
+    if len(set(spec.tasks)) != len(spec.tasks):
+        raise SpecError("tasks", "tasks must not name a task twice")
     if not 0 < spec.max_message_bytes <= MAX_MESSAGE_BYTES:
         raise SpecError("max_message_bytes", f"max_message_bytes must be between 1 and {MAX_MESSAGE_BYTES}, "
                                              f"got {spec.max_message_bytes}")

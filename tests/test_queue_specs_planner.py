@@ -341,7 +341,7 @@ def test_served_tasks_are_those_other_nodes_of_a_queue_have_and_this_one_lacks()
 def test_declared_tasks_are_validated_and_updated() -> None:
     ok = queue_specs.validate(full(tasks=["emails.send", "reports.*", "*"]))
     assert list(ok.tasks) == ["emails.send", "reports.*", "*"]
-    for bad in (["a b"], ["re*ports"], [""], ["x" * 256], ["t"] * 101):
+    for bad in (["a b"], ["re*ports"], [""], ["x" * 256], ["t"] * 101, ["a", "a"]):
         with pytest.raises(queue_specs.SpecError, match="tasks"):
             queue_specs.validate(full(tasks=bad))
     merged, changes = queue_specs.merge_update(full(tasks=["a"]), queue_pb2.QueueSpec(tasks=["b", "c.*"]), ["tasks"])
