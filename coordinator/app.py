@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from octobot.coordinator.auth import Auth
+from octobot.coordinator.backlog import Backlogs
 from octobot.coordinator.limits import NodeLimits
 from octobot.coordinator.report_intake import ReportIntake
 from octobot.coordinator.sessions import Liveness, NodeSession, Sessions
 from octobot.coordinator.stats import GRACE, ClusterStats
-from octobot.coordinator.backlog import Backlogs
 from octobot.coordinator.store import Store, StoreDown, outage
 
 log = logging.getLogger("octobot.coordinator")

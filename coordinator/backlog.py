@@ -63,4 +63,6 @@ class Backlogs:
                 await self.probe(brokers, await queues())
             except StoreDown:
                 pass  # said once by Coordinator.db; measured again once it is back
+            except Exception:  # a bug must not end the measuring for good
+                log.exception("measuring queue backlogs")
             await asyncio.sleep(every)

@@ -22,8 +22,7 @@ from http.server import ThreadingHTTPServer
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.stats import PROMETHEUS_DIM
 from octobot.histogram import Histogram
-from octobot.outcomes import LATENCY_HELP, LATENCY_METRICS, PROMETHEUS_BOUNDS
-from octobot.outcomes import IMPLAUSIBLE_HELP, OUTCOMES
+from octobot.outcomes import IMPLAUSIBLE_HELP, LATENCY_HELP, LATENCY_METRICS, OUTCOMES, PROMETHEUS_BOUNDS
 from octobot.http_pages import Authorize, serve_pages
 from octobot.rpc import ServerTls
 from octobot.v1 import admin_pb2
