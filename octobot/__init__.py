@@ -12,7 +12,7 @@ from octobot.envelope import BadMessage, Envelope
 from octobot.tasks import task
 
 __version__ = "0.1.0"
-__all__ = ["BadMessage", "Client", "Envelope", "task", "__version__"]
+__all__ = ["BadMessage", "Client", "Envelope", "NotConfirmed", "task", "__version__"]
 
 
 def __getattr__(name: str) -> object:
@@ -20,4 +20,7 @@ def __getattr__(name: str) -> object:
     if name == "Client":
         from octobot.client import Client
         return Client
+    if name == "NotConfirmed":
+        from octobot.outbox import NotConfirmed
+        return NotConfirmed
     raise AttributeError(name)

@@ -8,12 +8,33 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 DEFAULT_MAX_BYTES = 1 << 20
+
+# Random bytes for message ids, drawn 4 KiB at a time: one os.urandom call per
+# id is a system call, and in a producer's loop a GIL hand-off, per message.
+_ID_BYTES = 16
+_random = bytearray()
+_random_lock = threading.Lock()
+
+
+def new_id() -> str:
+    """A random 128-bit message id in hex, like uuid4().hex."""
+    with _random_lock:
+        if not _random:
+            _random.extend(os.urandom(_ID_BYTES * 256))
+        chunk = _random[-_ID_BYTES:]
+        del _random[-_ID_BYTES:]
+    return chunk.hex()
+
+
+# A child process must not hand out the ids its parent drew.
+os.register_at_fork(after_in_child=_random.clear)
 
 
 def _no_constants(name: str) -> None:
@@ -52,7 +73,7 @@ class Envelope:
     @classmethod
     def new(cls, task: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None,
             max_retries: int | None = None) -> Envelope:
-        return cls(task=task, args=list(args or []), kwargs=dict(kwargs or {}), id=uuid.uuid4().hex,
+        return cls(task=task, args=list(args or []), kwargs=dict(kwargs or {}), id=new_id(),
                    enqueued_at=time.time(), max_retries=max_retries)
 
     @classmethod
@@ -94,7 +115,7 @@ class Envelope:
 
     def completed(self) -> Envelope:
         """This envelope with an id and an enqueue time, as producers send it."""
-        return replace(self, id=self.id or uuid.uuid4().hex, enqueued_at=self.enqueued_at or time.time())
+        return replace(self, id=self.id or new_id(), enqueued_at=self.enqueued_at or time.time())
 
     def next_attempt(self) -> Envelope:
         return replace(self, attempt=self.attempt + 1)

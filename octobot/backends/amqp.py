@@ -24,9 +24,11 @@ consumer that holds one message longer: raise it for tasks that run longer.
 
 Publishing uses a transactional channel. RabbitMQ answers ``tx.commit`` only
 once every message of the transaction is confirmed (the moment a publisher
-confirm would be sent), so a publish that returned is safe in the broker.
-pika's blocking channel waits for each confirm in turn; one commit covers a
-whole batch, and every thread publishing at that moment, in one round trip.
+confirm would be sent), so a publish that returned is safe in the broker; a
+message it refuses (``x-overflow=reject-publish`` on a full queue) fails the
+commit. pika's blocking channel waits for each confirm in turn; one commit
+covers a whole batch, and every thread publishing at that moment, in one
+round trip, and commits are pipelined.
 
 Connection settings come from the URL query as pika reads them, e.g.
 ``amqps://user:pass@host:5671/vhost?heartbeat=60&socket_timeout=5``.
@@ -73,6 +75,8 @@ BLOCKED_TIMEOUT = 60.0
 TICK = 1.0
 # Buffered messages that nobody fetched for this long go back to the queue (e.g. a paused queue).
 IDLE_GIVE_BACK = 5.0
+# How long opening a publisher waits for the broker to turn confirms on.
+CONFIRM_SELECT_TIMEOUT = 10.0
 # How long a delay queue outlives its last retry before it deletes itself.
 DELAY_QUEUE_LINGER_MS = 60_000
 
@@ -129,6 +133,10 @@ def _letter(properties: BasicProperties, body: bytes) -> DeadLetter:
     return decode_dead(properties.message_id or "", body, float(properties.timestamp or 0))
 
 
+class BrokerRefused(Exception):
+    """The broker did not take a message it was sent (it answered basic.nack)."""
+
+
 class _LinkDown(Exception):
     """The link's connection is gone (the message says why)."""
 
@@ -177,16 +185,26 @@ class _Link:
     def _await(self, future: Future[R], submit: Callable[[], None]) -> R:
         """Run ``submit`` (which hands the link work that settles ``future``) and wait for the result;
         _LinkDown if the link dies first."""
+        return self._track(future, submit).result()
+
+    def _track(self, future: Future[R], submit: Callable[[], None]) -> Future[R]:
+        """Run ``submit`` (which hands the link work that settles ``future``); ``future``
+        fails with _LinkDown if the link dies before settling it."""
         with self._lock:
             if self.dead:
                 raise _LinkDown(self.error)
             self._waiting.add(future)
+        future.add_done_callback(self._untrack)
         try:
             submit()
-            return future.result()
-        finally:
-            with self._lock:
-                self._waiting.discard(future)
+        except BaseException:
+            future.cancel()
+            raise
+        return future
+
+    def _untrack(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._waiting.discard(future)
 
     def post(self, job: Callable[[], None]) -> None:
         """Have the link's thread run ``job`` soon, in posting order."""
@@ -212,8 +230,10 @@ class _Link:
                 self.connection.process_data_events(time_limit=TICK)
                 if not self.channel.is_open:
                     # Closed by the broker between commands, which pika does not raise:
-                    # RabbitMQ's consumer_timeout, for one.
-                    raise _LinkDown("channel closed by the broker (consumer_timeout? see the RabbitMQ log)")
+                    # RabbitMQ's consumer_timeout, for one, or a commit it refused.
+                    reason = self.channel._closing_reason  # pika keeps the broker's reply here
+                    raise _LinkDown(f"channel closed by the broker: {_reason(reason)}" if reason else
+                                    "channel closed by the broker (consumer_timeout? see the RabbitMQ log)")
                 self._tick()
         except Exception as exc:
             self._fail(exc)
@@ -250,28 +270,45 @@ class _Link:
 
 @dataclass(slots=True)
 class _Outgoing:
-    """Messages one caller publishes, and how the caller learns they are committed."""
+    """Messages one caller publishes, and how the caller learns they are confirmed."""
 
     routing_key: str
     bodies: Sequence[bytes]
     properties: BasicProperties
     prepare: Callable[[BlockingChannel], object] | None  # e.g. declare the target queue first
+    left: int = 0  # messages not confirmed yet
     done: Future[None] = field(default_factory=Future)
 
 
 class _Publisher(_Link):
-    """The producing side: a transactional channel.
+    """The producing side: a channel in publisher-confirm mode.
 
     Callers put their messages in an outbox; the link's thread publishes
-    everything waiting there and commits once, so threads publishing at the
-    same time share one round trip to the broker.
+    everything waiting there without waiting for the broker, and settles each
+    caller's future when the broker confirms its last message (or fails it
+    when the broker refuses one). Publishes from many threads, and batch
+    after batch, share the round trips.
     """
 
     def __init__(self, params: pika.URLParameters, setup: Callable[[BlockingChannel], None]) -> None:
         self._outbox: list[_Outgoing] = []
         self._outbox_lock = threading.Lock()
         self._getting: BlockingChannel | None = None
-        super().__init__(params, setup)
+        # Unconfirmed messages by delivery tag (the channel numbers them 1, 2, ... in order).
+        self._unconfirmed: dict[int, _Outgoing] = {}
+        self._next_tag = 1
+        super().__init__(params, lambda channel: (self._select_confirms(channel), setup(channel)))
+
+    def _select_confirms(self, channel: BlockingChannel) -> None:
+        """Put the channel in confirm mode with our own callback (pika's blocking
+        channel would wait for each confirm in turn)."""
+        selected: list[object] = []
+        channel._impl.confirm_delivery(ack_nack_callback=self._confirmed, callback=selected.append)
+        deadline = time.monotonic() + CONFIRM_SELECT_TIMEOUT
+        while not selected:
+            if time.monotonic() > deadline:
+                raise _LinkDown("the broker did not answer confirm.select")
+            self.connection.process_data_events(time_limit=0.01)  # returns at its limit, not at the reply
 
     def getting_channel(self) -> BlockingChannel:
         """A plain channel for basic.get, on the link's thread. It stays open: the broker handles
@@ -281,15 +318,12 @@ class _Publisher(_Link):
         return self._getting
 
     def send(self, routing_key: str, bodies: Sequence[bytes], properties: BasicProperties = _PERSISTENT,
-             prepare: Callable[[BlockingChannel], object] | None = None) -> None:
-        """Publish and return once the broker has the messages; any thread."""
-        outgoing = _Outgoing(routing_key, bodies, properties, prepare)
-        self._await(outgoing.done, lambda: self._enqueue(outgoing))
-
-    def publish_now(self, routing_key: str, bodies: Sequence[bytes]) -> None:
-        """``send`` for jobs already running on the link's thread."""
-        self._put(_Outgoing(routing_key, bodies, _PERSISTENT, None))
-        self.channel.tx_commit()
+             prepare: Callable[[BlockingChannel], object] | None = None) -> Future[None]:
+        """Publish from any thread; the future is settled once the broker confirmed the messages."""
+        if not all(isinstance(body, bytes) for body in bodies):  # before any is sent: none can be taken back
+            raise TypeError("message bodies must be bytes")
+        outgoing = _Outgoing(routing_key, bodies, properties, prepare, left=len(bodies))
+        return self._track(outgoing.done, lambda: self._enqueue(outgoing))
 
     def _enqueue(self, outgoing: _Outgoing) -> None:
         with self._outbox_lock:
@@ -298,29 +332,43 @@ class _Publisher(_Link):
         if first:  # later ones ride along with the flush posted for the first
             self.post(self._flush)
 
-    def _put(self, outgoing: _Outgoing) -> None:
-        if outgoing.prepare is not None:
-            outgoing.prepare(self.channel)
-        for body in outgoing.bodies:
-            self.channel.basic_publish("", outgoing.routing_key, body, outgoing.properties)
-
     def _flush(self) -> None:
         with self._outbox_lock:
             batch, self._outbox = self._outbox, []
         try:
+            # The channel underneath: the blocking one flushes the socket after every message.
+            publish = self.channel._impl.basic_publish
             for outgoing in batch:
-                self._put(outgoing)
-            self.channel.tx_commit()
+                if outgoing.prepare is not None:
+                    outgoing.prepare(self.channel)
+                for body in outgoing.bodies:
+                    publish("", outgoing.routing_key, body, outgoing.properties)
+                    self._unconfirmed[self._next_tag] = outgoing
+                    self._next_tag += 1
         except _BROKEN as exc:
             self._fail(exc)  # fails every waiting caller, this batch's included
             raise
-        except Exception as exc:  # e.g. a body that is not bytes: none of the batch is committed
-            self.channel.tx_rollback()
-            for outgoing in batch:
-                outgoing.done.set_exception(exc)
-            return
-        for outgoing in batch:
-            outgoing.done.set_result(None)
+
+    def _confirmed(self, frame: Any) -> None:
+        """basic.ack or basic.nack for one delivery tag, or for all up to it (``multiple``)."""
+        method = frame.method
+        if method.multiple:
+            tags = [tag for tag in self._unconfirmed if tag <= method.delivery_tag]  # oldest first
+        else:
+            tags = [method.delivery_tag]
+        refused = isinstance(method, Basic.Nack)
+        for tag in tags:
+            outgoing = self._unconfirmed.pop(tag, None)
+            if outgoing is None or outgoing.done.done():
+                continue
+            if refused:
+                outgoing.done.set_exception(BrokerRefused(
+                    f"RabbitMQ refused a message for {outgoing.routing_key!r} (basic.nack:"
+                    " a full queue with x-overflow=reject-publish, or a broker error)"))
+                continue
+            outgoing.left -= 1
+            if not outgoing.left:
+                outgoing.done.set_result(None)
 
 
 class _Consumer(_Link):
@@ -554,7 +602,6 @@ class AmqpBackend(Backend):
         return channel.queue_declare(self.queue, durable=True, arguments=self._arguments)
 
     def _setup_publisher(self, channel: BlockingChannel) -> None:
-        channel.tx_select()
         self._declare(channel)
         # Dead letters are as safe as the queue (quorum if it is), without its limits.
         kind = {k: v for k, v in self._arguments.items() if k == "x-queue-type"}
@@ -582,8 +629,24 @@ class AmqpBackend(Backend):
 
     def _send(self, routing_key: str, bodies: Sequence[bytes], properties: BasicProperties = _PERSISTENT,
               prepare: Callable[[BlockingChannel], object] | None = None) -> None:
+        self._sending(routing_key, bodies, properties, prepare).result()
+
+    def _sending(self, routing_key: str, bodies: Sequence[bytes], properties: BasicProperties = _PERSISTENT,
+                 prepare: Callable[[BlockingChannel], object] | None = None) -> Future[None]:
+        """Start publishing; the future fails with BrokerUnavailable if the link dies first."""
         with self._unavailable():
-            self._publishers.get().send(routing_key, bodies, properties, prepare)
+            sent = self._publishers.get().send(routing_key, bodies, properties, prepare)
+        out: Future[None] = Future()
+
+        def settle(done: Future[None]) -> None:
+            try:
+                with self._unavailable():
+                    out.set_result(done.result())
+            except BaseException as exc:
+                out.set_exception(exc)
+
+        sent.add_done_callback(settle)
+        return out
 
     def _publishing(self, job: Callable[[_Publisher], R]) -> R:
         """Run ``job`` on the publishing link's thread."""
@@ -591,27 +654,27 @@ class AmqpBackend(Backend):
             link = self._publishers.get()
             return link.call(lambda: job(link))
 
-    @contextmanager
-    def _borrowed_dead(self, link: _Publisher, limit: int | None) -> Iterator[tuple[BlockingChannel, _Tagged]]:
-        """Up to ``limit`` dead letters (all if None), oldest first, with their delivery tags on
-        the link's getting channel; those not acked there go back to their place on the way out."""
-        channel = link.getting_channel()
+    def _take_dead(self, channel: BlockingChannel, limit: int | None) -> _Tagged:
+        """Up to ``limit`` dead letters (all if None), oldest first, with their delivery tags on ``channel``."""
         letters: _Tagged = []
-        try:
-            while limit is None or len(letters) < limit:
-                method, properties, body = channel.basic_get(self._dead_queue)
-                if method is None:
-                    break
-                letters.append((method.delivery_tag, _letter(properties, body)))
-            yield channel, letters
-        finally:
-            if letters and channel.is_open:
-                channel.basic_nack(0, multiple=True, requeue=True)  # tag 0: all unacked on the channel
+        while limit is None or len(letters) < limit:
+            method, properties, body = channel.basic_get(self._dead_queue)
+            if method is None:
+                break
+            letters.append((method.delivery_tag, _letter(properties, body)))
+        return letters
 
     # -- producer -------------------------------------------------------------
 
     def _publish(self, bodies: Sequence[bytes]) -> None:
         self._send(self.queue, bodies)
+
+    def _publish_async(self, bodies: Sequence[bytes]) -> Future[None]:
+        return self._sending(self.queue, bodies)
+
+    def connect(self) -> None:
+        with self._unavailable():
+            self._publishers.get()
 
     # -- consumer -------------------------------------------------------------
 
@@ -665,8 +728,11 @@ class AmqpBackend(Backend):
 
     def _dead_list(self, limit: int) -> list[DeadLetter]:
         def peek(link: _Publisher) -> list[DeadLetter]:
-            with self._borrowed_dead(link, limit) as (_, letters):
-                return [letter for _, letter in letters]
+            channel = link.getting_channel()
+            letters = self._take_dead(channel, limit)
+            if letters:
+                channel.basic_nack(0, multiple=True, requeue=True)  # tag 0: all unacked on the channel
+            return [letter for _, letter in letters]
 
         return self._publishing(peek)
 
@@ -676,18 +742,28 @@ class AmqpBackend(Backend):
         if bad:
             raise ValueError(f"not dead-letter ids: {', '.join(sorted(bad))}")
 
-        def revive(link: _Publisher) -> int:
-            with self._borrowed_dead(link, None) as (channel, letters):
+        def take(link: _Publisher) -> tuple[BlockingChannel, _Tagged]:
+            # A channel of its own: the letters it holds are settled after their republish is
+            # confirmed, and closing it puts back those it did not ack.
+            channel = link.connection.channel()
+            return channel, self._take_dead(channel, None)
+
+        with self._unavailable():
+            link = self._publishers.get()
+            channel, letters = link.call(lambda: take(link))
+            try:
                 chosen = [(tag, letter) for tag, letter in letters
                           if letter.retriable and (wanted is None or letter.id in wanted)]
                 if chosen:
                     # Republish first, then ack: a crash in between makes a duplicate, never a loss.
-                    link.publish_now(self.queue, [letter.revived() for _, letter in chosen])
-                    for tag, _ in chosen:
-                        channel.basic_ack(tag)
-                return len(chosen)
-
-        return self._publishing(revive)
+                    link.send(self.queue, [letter.revived() for _, letter in chosen]).result()
+                    link.call(lambda: [channel.basic_ack(tag) for tag, _ in chosen])
+            finally:
+                try:
+                    link.call(channel.close)
+                except _LinkDown:
+                    pass  # the connection is gone, and with it the letters went back
+            return len(chosen)
 
     def _dead_purge(self) -> int:
         # On the getting channel, so that letters a listing just put back are purged too.

@@ -26,6 +26,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -79,6 +80,15 @@ class DeadLetter:
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "body": _text(self.body), "reason": self.reason,
                 "error": self.error, "failed_at": self.failed_at}
+
+
+def _settled(error: Exception | None) -> Future[None]:
+    future: Future[None] = Future()
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+    return future
 
 
 def _text(body: bytes) -> str:
@@ -184,6 +194,17 @@ class Backend(ABC):
         if bodies:
             self._publish(bodies)
 
+    def connect(self) -> None:
+        """Open the producing connection now, on the caller's thread, where the
+        backend would open it lazily; BrokerUnavailable if the broker cannot be reached."""
+
+    def publish_async(self, bodies: Sequence[bytes]) -> Future[None]:
+        """``publish`` that may return before the broker answers: the future settles
+        once the broker has the messages (or with why not). Calls keep their order."""
+        if not bodies:
+            return _settled(None)
+        return self._publish_async(bodies)
+
     # -- consumer ---------------------------------------------------------
 
     def fetch(self, max_count: int, timeout: float) -> list[Delivery]:
@@ -258,6 +279,14 @@ class Backend(ABC):
 
     def _set_prefetch(self, count: int) -> None:
         """Brokers that push messages (AMQP) apply the new limit; pull-based ones need nothing."""
+
+    def _publish_async(self, bodies: Sequence[bytes]) -> Future[None]:
+        """Synchronous by default; a broker that can pipeline publishes overrides this."""
+        try:
+            self._publish(bodies)
+        except Exception as exc:
+            return _settled(exc)
+        return _settled(None)
 
     def _ack_and_fetch(self, acks: Sequence[Delivery], max_count: int, timeout: float) -> list[Delivery]:
         """Two steps by default; a broker that can pipeline them overrides this."""
