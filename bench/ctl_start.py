@@ -45,8 +45,8 @@ def main() -> None:
                 time.sleep(0.05)
             target = f"127.0.0.1:{port_file.read_text()}"
             ctl = [sys.executable, "-m", "octobot.ctl.main", "--coordinator", target]
-            subprocess.run([*ctl, "queue", "add", "bench", "--backend", "redis"], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run([*ctl, "queue", "add", "bench", "--backend", "redis", "--url", "redis://127.0.0.1:6379/0"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             figures = {
                 "python -c pass": wall_ms([sys.executable, "-c", "pass"], opts.runs),
                 "python -c 'import grpc'": wall_ms([sys.executable, "-c", "import grpc"], opts.runs),

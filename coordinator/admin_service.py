@@ -11,12 +11,13 @@ from octobot import queue_specs
 from octobot.coordinator import limits
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.auth import ADMIN
+from octobot.coordinator.backlog import endpoint_specs
 from octobot.coordinator.brokers import Brokers
 from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.planner import runs_on
 from octobot.coordinator.store import FailedPrecondition, NodeRecord
 from octobot.envelope import BadMessage, Envelope
-from octobot.secrets import redact_spec, redact_url, refuse_redacted
+from octobot.secrets import keep_stored_secret, redact_spec, redact_url, refuse_redacted
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 
 Ctx = grpc.aio.ServicerContext
@@ -41,7 +42,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def CreateQueue(self, request: admin_pb2.CreateQueueRequest, context: Ctx) -> admin_pb2.CreateQueueResponse:
-        spec = queue_specs.validate(queue_specs.with_defaults(request.queue))
+        [declared] = await self._with_broker_backends([request.queue])
+        spec = queue_specs.validate(queue_specs.with_defaults(declared))
         refuse_redacted(spec.url)
         created, _ = await self.app.db(self.app.store.create_queue, spec, self.app.auth.actor(context))
         await self.app.push()
@@ -66,6 +68,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     async def _update(self, name: str, new: queue_pb2.QueueSpec, paths: list[str], context: Ctx) -> queue_pb2.QueueSpec:
         current = await self._queue(name)
+        if "broker" in paths and new.broker:  # onto a named broker: its backend comes with it
+            [new] = await self._with_broker_backends([new])
+            paths = [*paths, "backend"] if "backend" not in paths else paths
         _, changes = queue_specs.merge_update(current, new, paths)
         if changes.keys() & queue_specs.WHERE:
             # Where a queue lives is what the coordinator connects to (enqueue, dead letters): an admin's choice, as at creation.
@@ -78,8 +83,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc_errors
     async def ApplyQueues(self, request: admin_pb2.ApplyQueuesRequest, context: Ctx) -> admin_pb2.ApplyQueuesResponse:
         limits.check_count(len(request.queues), "queues")
+        declared = await self._with_broker_backends(list(request.queues))
         # Off the event loop: 10,000 queues take a while to check, and other calls must not wait for it.
-        desired = await asyncio.to_thread(queue_specs.validate_all, list(request.queues))
+        desired = await asyncio.to_thread(queue_specs.validate_all, declared)
         changes, generation = await self.app.db(self.app.store.apply_queues, desired, request.prune,
                                                 request.dry_run, self.app.auth.actor(context))
         if generation:
@@ -116,6 +122,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                                     applied_generation=session.applied_generation, status=status)
         [health] = self.app.sessions.health([spec])
         response.health.CopyFrom(health)
+        if spec.endpoints:
+            for selector, at in endpoint_specs(spec):
+                response.endpoint_backlogs.add(selector=selector, url=redact_url(at.url),
+                                               backlog=self.app.backlogs.at(spec.name, selector))
         return response
 
     @rpc_errors
@@ -123,6 +133,71 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         queues = await self.app.db(self.app.store.list_queues)
         return admin_pb2.ListQueuesResponse(queues=[redact_spec(q) for q in queues],
                                             health=self.app.sessions.health(queues))
+
+    async def _with_broker_backends(self, specs: list[queue_pb2.QueueSpec]) -> list[queue_pb2.QueueSpec]:
+        """Queues declared on a named broker, with the broker's backend where none is given
+        (the store refuses one that differs, or a broker that does not exist)."""
+        if not any(spec.broker for spec in specs):
+            return specs
+        backends = {b.name: b.backend for b in await self.app.db(self.app.store.list_brokers)}
+        out = []
+        for spec in specs:
+            if spec.broker and not spec.backend:
+                if spec.broker not in backends:
+                    raise FailedPrecondition(f"broker {limits.shown(spec.broker)} not found: add it first "
+                                             "(octoctl broker add)")
+                with_backend = queue_pb2.QueueSpec()
+                with_backend.CopyFrom(spec)
+                with_backend.backend = backends[spec.broker]
+                spec = with_backend
+            out.append(spec)
+        return out
+
+    # -- brokers ----------------------------------------------------------
+
+    @rpc_errors
+    async def CreateBroker(self, request: admin_pb2.CreateBrokerRequest,
+                           context: Ctx) -> admin_pb2.CreateBrokerResponse:
+        broker = queue_specs.validate_broker(request.broker)
+        for url in (broker.url, *(e.url for e in broker.endpoints)):
+            refuse_redacted(url)
+        created = await self.app.db(self.app.store.create_broker, broker, self.app.auth.actor(context))
+        return admin_pb2.CreateBrokerResponse(broker=redact_spec(created))
+
+    @rpc_errors
+    async def UpdateBroker(self, request: admin_pb2.UpdateBrokerRequest,
+                           context: Ctx) -> admin_pb2.UpdateBrokerResponse:
+        current, _ = await self.app.db(self.app.store.get_broker, limits.check_broker_name(request.broker.name))
+        new = queue_pb2.Broker()
+        new.CopyFrom(request.broker)
+        new.backend = current.backend
+        # A URL copied from a listing (its password ****) keeps the stored password.
+        new.url = keep_stored_secret(new.url, current.url)
+        stored = {e.selector: e.url for e in current.endpoints}
+        for endpoint in new.endpoints:
+            endpoint.url = (keep_stored_secret(endpoint.url, stored[endpoint.selector])
+                            if endpoint.selector in stored else refuse_redacted(endpoint.url))
+        updated, _ = await self.app.db(self.app.store.update_broker, queue_specs.validate_broker(new),
+                                       self.app.auth.actor(context))
+        await self.app.push()
+        return admin_pb2.UpdateBrokerResponse(broker=redact_spec(updated))
+
+    @rpc_errors
+    async def DeleteBroker(self, request: admin_pb2.DeleteBrokerRequest,
+                           context: Ctx) -> admin_pb2.DeleteBrokerResponse:
+        await self.app.db(self.app.store.delete_broker, limits.check_broker_name(request.name),
+                          self.app.auth.actor(context))
+        return admin_pb2.DeleteBrokerResponse()
+
+    @rpc_errors
+    async def GetBroker(self, request: admin_pb2.GetBrokerRequest, context: Ctx) -> admin_pb2.GetBrokerResponse:
+        broker, queues = await self.app.db(self.app.store.get_broker, limits.check_broker_name(request.name))
+        return admin_pb2.GetBrokerResponse(broker=redact_spec(broker), queues=queues)
+
+    @rpc_errors
+    async def ListBrokers(self, request: admin_pb2.ListBrokersRequest, context: Ctx) -> admin_pb2.ListBrokersResponse:
+        return admin_pb2.ListBrokersResponse(brokers=[redact_spec(b) for b in
+                                                      await self.app.db(self.app.store.list_brokers)])
 
     # -- nodes ------------------------------------------------------------
 

@@ -17,43 +17,69 @@ from collections.abc import Awaitable, Callable
 
 from octobot.coordinator.brokers import Brokers
 from octobot.coordinator.store import StoreDown
+from octobot.secrets import redact_url
 from octobot.v1 import queue_pb2
 
 log = logging.getLogger("octobot.coordinator")
+
+
+def endpoint_specs(spec: queue_pb2.QueueSpec) -> list[tuple[str, queue_pb2.QueueSpec]]:
+    """The queue at each of its URLs: ("", the default) and, on a named broker, each endpoint's."""
+    out = [("", spec)]
+    for endpoint in spec.endpoints:
+        at = queue_pb2.QueueSpec()
+        at.CopyFrom(spec)
+        at.url = endpoint.url
+        del at.endpoints[:]
+        out.append((endpoint.selector, at))
+    return out
 
 PROBE_EVERY = 5.0
 
 
 class Backlogs:
-    """The last depth measured of each queue, by name."""
+    """The last depth measured of each queue, by name: on a named broker with
+    endpoints, the sum over its URLs, each measured on its own."""
 
     def __init__(self) -> None:
-        self._depths: dict[str, int] = {}
+        self._depths: dict[tuple[str, str], int] = {}  # by queue and endpoint selector ("" the default URL)
+        self._endpoints: dict[str, list[str]] = {}  # each queue's selectors, at the last probe
 
     def get(self, queue: str) -> int | None:
-        return self._depths.get(queue)
+        """The queue's depth, once each of its URLs was measured."""
+        depths = [self._depths.get((queue, selector)) for selector in self._endpoints.get(queue, ())]
+        return None if not depths or None in depths else sum(depths)  # type: ignore[arg-type]
+
+    def at(self, queue: str, selector: str) -> int | None:
+        """The depth at one of the queue's URLs ("" its default)."""
+        return self._depths.get((queue, selector))
 
     def names(self) -> set[str]:
-        return set(self._depths)
+        return {queue for queue in self._endpoints if self.get(queue) is not None}
 
     def total(self, queues: list[str]) -> int | None:
         """The sum over ``queues``, if each was measured."""
-        depths = [self._depths.get(q) for q in queues]
+        depths = [self.get(q) for q in queues]
         return None if not depths or None in depths else sum(depths)  # type: ignore[arg-type]
 
     async def probe(self, brokers: Brokers, queues: list[queue_pb2.QueueSpec]) -> None:
-        """Measure every queue at once (each broker's calls on its own threads)."""
+        """Measure every queue, at each of its URLs, at once (each broker's calls on its own threads)."""
         async def depth(spec: queue_pb2.QueueSpec) -> int | None:
             try:
                 return await brokers.call(spec, lambda backend: backend.depth())
             except Exception as exc:  # unreachable, or not the coordinator's to reach
-                log.debug("backlog of queue %s not measured: %s", spec.name, exc)
+                log.debug("backlog of queue %s at %s not measured: %s", spec.name, redact_url(spec.url), exc)
                 return None
 
-        measured = await asyncio.gather(*(depth(spec) for spec in queues))
-        self._depths = {spec.name: depth if depth is not None else self._depths[spec.name]
-                        for spec, depth in zip(queues, measured)
-                        if depth is not None or spec.name in self._depths}
+        places = [(spec.name, selector, at) for spec in queues for selector, at in endpoint_specs(spec)]
+        measured = await asyncio.gather(*(depth(at) for _, _, at in places))
+        depths = {}
+        for (name, selector, _), found in zip(places, measured):
+            last = self._depths.get((name, selector)) if found is None else found
+            if last is not None:
+                depths[name, selector] = last
+        self._depths = depths
+        self._endpoints = {spec.name: [selector for selector, _ in endpoint_specs(spec)] for spec in queues}
 
     async def run(self, brokers: Brokers, queues: Callable[[], Awaitable[list[queue_pb2.QueueSpec]]],
                   every: float = PROBE_EVERY) -> None:

@@ -40,7 +40,7 @@ class Brokers:
         self._sqlite_dir = None if sqlite_queue_dir is None else os.path.realpath(sqlite_queue_dir)
         self._store_file = store_file
         self._lock = threading.Lock()  # the maps below, from the brokers' threads
-        self._open: dict[str, tuple[Where, Backend]] = {}  # by queue
+        self._open: dict[tuple[str, str], tuple[Where, Backend]] = {}  # by queue and URL (a broker's endpoints)
         self._threads: dict[str, ThreadPoolExecutor] = {}  # by URL
 
     async def call(self, spec: queue_pb2.QueueSpec, fn: Callable[[Backend], T]) -> T:
@@ -82,13 +82,14 @@ class Brokers:
         """The queue's connection (opened here, on the broker's thread: opening may block)."""
         remember_url(spec.url)  # its password, redacted from whatever the broker's errors say
         where = (spec.backend, spec.url, tuple(sorted(spec.options.items())))
+        key = (spec.name, spec.url)
         with self._lock:
-            cached = self._open.get(spec.name)
+            cached = self._open.get(key)
             if cached is not None and cached[0] == where:
                 return cached[1]
         backend = backends.open_backend(spec.backend, spec.name, spec.url, dict(spec.options))
         with self._lock:
-            stale, self._open[spec.name] = self._open.get(spec.name), (where, backend)
+            stale, self._open[key] = self._open.get(key), (where, backend)
         if stale is not None:
             stale[1].close()
         return backend
@@ -97,9 +98,10 @@ class Brokers:
         """Close the connections of queues not among ``existing`` (deleted ones),
         and the threads of brokers no queue names any more."""
         specs = list(existing)
-        names, urls = {s.name for s in specs}, {s.url for s in specs}
+        places = {(s.name, url) for s in specs for url in (s.url, *(e.url for e in s.endpoints))}
+        urls = {url for _, url in places}
         with self._lock:
-            gone = [self._open.pop(name)[1] for name in list(self._open) if name not in names]
+            gone = [self._open.pop(key)[1] for key in list(self._open) if key not in places]
             idle = [self._threads.pop(url) for url in list(self._threads) if url not in urls]
         for backend in gone:
             await asyncio.to_thread(backend.close)

@@ -175,6 +175,13 @@ def check_queue_name(name: str) -> str:
     return name
 
 
+def check_broker_name(name: str) -> str:
+    """A broker name to look up (brokers are named like queues)."""
+    if not valid_queue(name):
+        raise ValueError(f"broker name {shown(name)} is invalid")
+    return name
+
+
 def check_node_ref(node_id: str) -> str:
     """A node id to look up: ids registered before check_node_id existed may
     use other characters, but all fit the store's column."""

@@ -29,6 +29,22 @@ class QueueRow(Base):
     max_message_bytes: Mapped[int] = mapped_column(Integer)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     tasks: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # A named broker's name ("" for none): backend and URLs then come from it.
+    broker: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class BrokerRow(Base):
+    """A named broker: a default URL and, per node selector, others."""
+
+    __tablename__ = "brokers"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    # [[selector, url], ...], tried in order.
+    endpoints: Mapped[list[list[str]]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 

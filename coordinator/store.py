@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from octobot import queue_specs
-from octobot.coordinator.models import AuditRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow, TokenRow
+from octobot.coordinator.models import AuditRow, BrokerRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow, TokenRow
 from octobot.coordinator.planner import Placeable, runs_on
 from octobot.coordinator.tokens import MAX_TOKENS, ROLE_NAMES, ROLES_BY_NAME, TokenRecord
 from octobot.coordinator.bucket_sums import sum_buckets
@@ -39,8 +39,7 @@ from octobot.v1 import admin_pb2, queue_pb2, sample_columns_pb2, stats_pb2
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 # QueueSpec fields the store keeps as columns (everything but timestamps).
-QUEUE_FIELDS = ("backend", "url", "priority", "concurrency", "selector", "max_retries",
-                "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options", "tasks")
+QUEUE_FIELDS = queue_specs.UPDATABLE
 
 
 def outage(exc: BaseException) -> StoreDown | None:
@@ -153,15 +152,33 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def _queue_to_proto(row: QueueRow) -> queue_pb2.QueueSpec:
+def _queue_to_proto(row: QueueRow, brokers: dict[str, BrokerRow] | None = None) -> queue_pb2.QueueSpec:
+    """The queue as stored or, given the ``brokers``, with its named broker's URLs filled in."""
     spec = queue_pb2.QueueSpec(
         name=row.name, backend=row.backend, url=row.url, priority=row.priority,
         concurrency=row.concurrency, selector=row.selector, max_retries=row.max_retries,
         retry_backoff=row.retry_backoff, task_timeout=row.task_timeout, paused=row.paused,
-        max_message_bytes=row.max_message_bytes, options=row.options or {}, tasks=row.tasks or [])
+        max_message_bytes=row.max_message_bytes, options=row.options or {}, tasks=row.tasks or [],
+        broker=row.broker)
     spec.created_at.FromNanoseconds(int(row.created_at * 1e9))
     spec.updated_at.FromNanoseconds(int(row.updated_at * 1e9))
+    broker = None if brokers is None else brokers.get(row.broker)
+    if broker is not None:
+        spec.url = broker.url
+        spec.endpoints.extend(queue_pb2.Endpoint(selector=s, url=u) for s, u in broker.endpoints)
     return spec
+
+
+def _broker_to_proto(row: BrokerRow) -> queue_pb2.Broker:
+    broker = queue_pb2.Broker(name=row.name, backend=row.backend, url=row.url,
+                              endpoints=[queue_pb2.Endpoint(selector=s, url=u) for s, u in row.endpoints])
+    broker.created_at.FromNanoseconds(int(row.created_at * 1e9))
+    broker.updated_at.FromNanoseconds(int(row.updated_at * 1e9))
+    return broker
+
+
+def _brokers(session: Session) -> dict[str, BrokerRow]:
+    return {row.name: row for row in session.scalars(select(BrokerRow))}
 
 
 def _queue_values(spec: queue_pb2.QueueSpec) -> dict[str, Any]:
@@ -169,6 +186,10 @@ def _queue_values(spec: queue_pb2.QueueSpec) -> dict[str, Any]:
     values["options"] = dict(spec.options)
     values["tasks"] = list(spec.tasks)
     return values
+
+
+def _broker_values(broker: queue_pb2.Broker) -> dict[str, Any]:
+    return {"backend": broker.backend, "url": broker.url, "endpoints": [[e.selector, e.url] for e in broker.endpoints]}
 
 
 def _node_record(row: NodeRow) -> NodeRecord:
@@ -244,7 +265,19 @@ class Store:
 
     # Queue changes within a transaction; the caller bumps the generation once.
 
+    @staticmethod
+    def _check_broker(session: Session, name: str, backend: str) -> None:
+        """A queue names an existing broker of its backend (checked in the transaction that stores it)."""
+        if not name:
+            return
+        row = session.get(BrokerRow, name)
+        if row is None:
+            raise FailedPrecondition(f"broker {name!r} not found: add it first (octoctl broker add)")
+        if row.backend != backend:
+            raise FailedPrecondition(f"broker {name!r} has backend {row.backend}, not {backend}")
+
     def _insert_queue(self, session: Session, spec: queue_pb2.QueueSpec, actor: str) -> QueueRow:
+        self._check_broker(session, spec.broker, spec.backend)
         now = time.time()
         row = QueueRow(name=spec.name, created_at=now, updated_at=now, **_queue_values(spec))
         session.add(row)
@@ -253,6 +286,7 @@ class Store:
         return row
 
     def _change_queue(self, session: Session, row: QueueRow, changes: dict[str, Any], actor: str) -> None:
+        self._check_broker(session, changes.get("broker", row.broker), changes.get("backend", row.backend))
         before = {k: getattr(row, k) for k in changes}
         for key, value in changes.items():
             setattr(row, key, value)
@@ -274,7 +308,8 @@ class Store:
         """Every queue and the generation they make up, read in one transaction."""
         with self._tx() as session:
             generation = session.get_one(CounterRow, "generation").value
-            queues = [_queue_to_proto(r) for r in session.scalars(select(QueueRow).order_by(QueueRow.name))]
+            brokers = _brokers(session)
+            queues = [_queue_to_proto(r, brokers) for r in session.scalars(select(QueueRow).order_by(QueueRow.name))]
             return queues, generation
 
     def create_queue(self, spec: queue_pb2.QueueSpec, actor: str) -> tuple[queue_pb2.QueueSpec, int]:
@@ -284,7 +319,7 @@ class Store:
                 if session.get(QueueRow, spec.name) is not None:
                     raise AlreadyExists(f"queue {spec.name!r} already exists")
                 row = self._insert_queue(session, spec, actor)
-                return _queue_to_proto(row), self._bump_generation(session)
+                return _queue_to_proto(row, _brokers(session)), self._bump_generation(session)
         except IntegrityError:
             # Two creators raced past the check above.
             raise AlreadyExists(f"queue {spec.name!r} already exists") from None
@@ -296,7 +331,7 @@ class Store:
             if row is None:
                 raise NotFound(f"queue {name!r} not found")
             self._change_queue(session, row, changes, actor)
-            return _queue_to_proto(row), self._bump_generation(session)
+            return _queue_to_proto(row, _brokers(session)), self._bump_generation(session)
 
     def delete_queue(self, name: str, actor: str) -> int:
         with self._tx() as session:
@@ -340,10 +375,67 @@ class Store:
             row = session.get(QueueRow, name)
             if row is None:
                 raise NotFound(f"queue {name!r} not found")
-            return _queue_to_proto(row)
+            return _queue_to_proto(row, _brokers(session))
 
     def list_queues(self) -> list[queue_pb2.QueueSpec]:
         return self.snapshot()[0]
+
+    # -- brokers ----------------------------------------------------------
+
+    def create_broker(self, broker: queue_pb2.Broker, actor: str) -> queue_pb2.Broker:
+        try:
+            with self._tx() as session:
+                if session.get(BrokerRow, broker.name) is not None:
+                    raise AlreadyExists(f"broker {broker.name!r} already exists")
+                now = time.time()
+                row = BrokerRow(name=broker.name, backend=broker.backend, url=broker.url,
+                                endpoints=[[e.selector, e.url] for e in broker.endpoints], created_at=now, updated_at=now)
+                session.add(row)
+                session.flush()
+                self._audit(session, actor, "broker.create", broker.name, _broker_values(broker))
+                return _broker_to_proto(row)
+        except IntegrityError:
+            raise AlreadyExists(f"broker {broker.name!r} already exists") from None
+
+    def update_broker(self, broker: queue_pb2.Broker, actor: str) -> tuple[queue_pb2.Broker, int]:
+        """Replace a broker's URLs; return it and the generation (bumped: its queues' nodes get the new URLs)."""
+        with self._tx() as session:
+            row = session.get(BrokerRow, broker.name, with_for_update=True)
+            if row is None:
+                raise NotFound(f"broker {broker.name!r} not found")
+            before = _broker_values(_broker_to_proto(row))
+            row.url, row.endpoints = broker.url, [[e.selector, e.url] for e in broker.endpoints]
+            row.updated_at = time.time()
+            self._audit(session, actor, "broker.update", broker.name, {"before": before, "after": _broker_values(broker)})
+            return _broker_to_proto(row), self._bump_generation(session)
+
+    def delete_broker(self, name: str, actor: str) -> None:
+        with self._tx() as session:
+            row = session.get(BrokerRow, name, with_for_update=True)
+            if row is None:
+                raise NotFound(f"broker {name!r} not found")
+            users = self._broker_queues(session, name)
+            if users:
+                raise FailedPrecondition(f"broker {name!r} is used by {len(users)} queue(s) ({', '.join(users[:5])}): "
+                                         "move or delete them first")
+            session.delete(row)
+            self._audit(session, actor, "broker.delete", name, {})
+
+    def get_broker(self, name: str) -> tuple[queue_pb2.Broker, list[str]]:
+        """A broker and the names of the queues on it."""
+        with self._tx() as session:
+            row = session.get(BrokerRow, name)
+            if row is None:
+                raise NotFound(f"broker {name!r} not found")
+            return _broker_to_proto(row), self._broker_queues(session, name)
+
+    def list_brokers(self) -> list[queue_pb2.Broker]:
+        with self._tx() as session:
+            return [_broker_to_proto(r) for r in session.scalars(select(BrokerRow).order_by(BrokerRow.name))]
+
+    @staticmethod
+    def _broker_queues(session: Session, name: str) -> list[str]:
+        return list(session.scalars(select(QueueRow.name).where(QueueRow.broker == name).order_by(QueueRow.name)))
 
     # -- nodes ------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """octoctl: drive an Octobot cluster through the coordinator.
 
-    octoctl queue add emails --backend redis --priority 8
+    octoctl queue add emails --backend redis --url redis://127.0.0.1:6379/0 --priority 8
     octoctl apply -f queues.yaml --dry-run
     octoctl enqueue emails emails.send --args '["a@example.com"]'
     octoctl stats
@@ -25,7 +25,7 @@ import click
 import octobot
 # Every command starts a Python process: what only some commands need (queue
 # specs and files, which load every broker's library) is imported where used.
-from octobot.ctl import config, tokens
+from octobot.ctl import brokers, config, tokens
 from octobot.ctl.cluster import Cluster, Refused, pass_cluster
 from octobot.ctl.output import F, emit, fields, ms, output_option, to_dict, when, window_line
 from octobot.ctl.top import every_queue, run_top
@@ -63,6 +63,7 @@ def cli(ctx: click.Context, context_name: str | None, coordinator: str | None, c
 
 cli.add_command(config.group)
 cli.add_command(tokens.group)
+cli.add_command(brokers.group)
 
 
 # -- queues -----------------------------------------------------------------
@@ -82,7 +83,8 @@ def _options(pairs: tuple[str, ...]) -> dict[str, str]:
 # Options shared by `queue add` and `queue set`: (flag, QueueSpec field, type, help).
 SPEC_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--backend", "backend", str, "broker backend: redis, amqp, beanstalk, sqlite"),
-    ("--url", "url", str, "broker URL (default: the backend's local default)"),
+    ("--url", "url", str, "broker URL (required unless --broker; sqlite alone defaults to a local file)"),
+    ("--broker", "broker", str, "a named broker (octoctl broker add): backend and URLs come from it"),
     ("--priority", "priority", int, "1 (lowest) to 10 (highest), default 5"),
     ("--concurrency", "concurrency", int, "worker threads per node, default 4"),
     ("--selector", "selector", str, "node label selector, e.g. 'dc=us-east'"),
@@ -118,8 +120,13 @@ def _spec_from(name: str, values: dict[str, Any], options: tuple[str, ...]) -> t
     return spec, paths
 
 
+def _where(q: queue_pb2.QueueSpec) -> str:
+    """Where a queue lives, as tables show it."""
+    return f"broker {q.broker}" if q.broker else q.url
+
+
 def _queue_row(q: queue_pb2.QueueSpec, health: admin_pb2.QueueHealth) -> list[Any]:
-    return [q.name, q.backend, q.url, q.priority, q.concurrency, q.selector or "*", health.nodes,
+    return [q.name, q.backend, _where(q), q.priority, q.concurrency, q.selector or "*", health.nodes,
             QUEUE_STATES.get(health.state, "?")]
 
 
@@ -146,8 +153,8 @@ def _warn_unserved(health: admin_pb2.QueueHealth) -> None:
 @pass_cluster
 def queue_add(cluster: Cluster, name: str, options: tuple[str, ...], paused: bool, output: str, **values: Any) -> None:
     """Create a queue; nodes matching its selector start consuming it."""
-    if values.get("backend") is None:
-        raise click.UsageError("--backend is required (redis, amqp, beanstalk, sqlite)")
+    if values.get("backend") is None and values.get("broker") is None:
+        raise click.UsageError("--backend is required (redis, amqp, beanstalk, sqlite), or --broker")
     spec, _ = _spec_from(name, values, options)
     spec.paused = paused
     resp = cluster.call(cluster.admin.CreateQueue, admin_pb2.CreateQueueRequest(queue=spec))
@@ -200,6 +207,8 @@ def queue_show(cluster: Cluster, name: str, output: str) -> None:
                       "workers": p.status.workers, "in_flight": p.status.in_flight,
                       "connected": p.status.connected, "handed_back": p.status.handed_back,
                       "missing_tasks": list(p.status.missing_tasks)} for p in resp.placements]
+    if resp.endpoint_backlogs:
+        data["endpoint_backlogs"] = [to_dict(e) for e in resp.endpoint_backlogs]
     fields(output, data)
 
 
@@ -257,8 +266,8 @@ def _change_line(change: admin_pb2.QueueChange) -> str:
         after = change.after
         defaults = queue_specs.with_defaults(queue_pb2.QueueSpec(backend=after.backend))
         settings = [f"{f} {_value(after, f)}" for f in queue_specs.UPDATABLE
-                    if f not in ("backend", "url") and queue_specs.field_value(after, f) != queue_specs.field_value(defaults, f)]
-        return f"+ create {change.name}: {after.backend} {after.url}" + "".join(f", {s}" for s in settings)
+                    if f not in queue_specs.WHERE and queue_specs.field_value(after, f) != queue_specs.field_value(defaults, f)]
+        return f"+ create {change.name}: {after.backend} {_where(after)}" + "".join(f", {s}" for s in settings)
     if change.kind == admin_pb2.QUEUE_CHANGE_KIND_UPDATE:
         fields = ", ".join(f"{f} {_value(change.before, f)} -> {_value(change.after, f)}" for f in change.fields)
         return f"~ update {change.name}: {fields}"

@@ -71,6 +71,10 @@ def load(path: str | Path) -> NodeConfig:
     if unknown:
         raise ConfigError(f"{name}: {sorted(unknown)[0]}: unknown key")
     queues = queue_file.parse_queues(data.get("queues"), name)
+    on_broker = next((i for i, q in enumerate(queues) if q.broker), None)
+    if on_broker is not None:
+        raise ConfigError(f"{name}: queues[{on_broker}].broker: named brokers live in a coordinator; "
+                          "a standalone node's queue gives its url")
     max_workers = data.get("max_workers")
     if max_workers is not None and (not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1):
         raise ConfigError(f"{name}: max_workers: must be a positive integer")

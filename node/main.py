@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 import octobot
-from octobot import rpc, tasks
+from octobot import queue_specs, rpc, tasks
 from octobot.node import notify
 from octobot.logs import setup_logging
 from octobot.node import config as node_config
@@ -198,7 +198,7 @@ def main(coordinator: str | None, ca: str | None, client_cert: str | None, clien
         if cached is not None:
             # Work goes on from the last assignment even if the coordinator is unreachable.
             log.info("resuming cached assignment generation %d (%d queues)", cached.generation, len(cached.queues))
-            agent.apply(cached)
+            agent.apply(queue_specs.for_node(cached, label_map))
         auth = rpc.ClientAuth(ca=ca, client_cert=client_cert, client_key=client_key, insecure=insecure)
         session = CoordinatorSession(agent, stats, coordinator or DEFAULT_COORDINATOR, node_id, label_map, auth,
                                      state, join_token)

@@ -20,7 +20,7 @@ from typing import Protocol
 import grpc
 
 import octobot
-from octobot import rpc, tasks
+from octobot import queue_specs, rpc, tasks
 from octobot.node.backoff import Backoff
 from octobot.node.state import StateDir
 from octobot.node.stats_buffer import StatsBuffer
@@ -184,7 +184,8 @@ class CoordinatorSession:
         try:
             for msg in call:
                 if msg.WhichOneof("kind") == "assignment":
-                    self.agent.apply(msg.assignment)
+                    # Each queue on the broker endpoint for this node's labels (a datacenter's own).
+                    self.agent.apply(queue_specs.for_node(msg.assignment, self.labels))
                     outbox.put(node_pb2.NodeMessage(applied=node_pb2.Applied(generation=msg.assignment.generation)))
                     # Report the new state at once rather than on the next tick.
                     outbox.put(node_pb2.NodeMessage(heartbeat=self.agent.heartbeat()))

@@ -6,7 +6,8 @@
       - name: emails
         backend: redis               # or the original's protocol: Redis
         url: redis://127.0.0.1:6379/0   # or the original's host, port, db, vhost,
-                                     # username, password (amqp), path (sqlite)
+                                     # username, password (amqp), path (sqlite);
+                                     # or broker: main, a named broker (octoctl)
         priority: 8
         concurrency: 16              # or the original's workers: 16
         selector: dc=us-east
@@ -42,7 +43,8 @@ CONNECTION_KEYS = ("host", "port", "db", "vhost", "username", "password", "path"
 FIELD_KEYS = ("priority", "concurrency", "selector", "max_retries", "retry_backoff", "task_timeout",
               "max_message_bytes", "paused")
 ALIASES = {"protocol": "backend", "workers": "concurrency"}
-KNOWN_KEYS = {"name", "backend", "url", "options", "arguments", "tasks", *FIELD_KEYS, *CONNECTION_KEYS, *ALIASES}
+KNOWN_KEYS = {"name", "backend", "url", "broker", "options", "arguments", "tasks", *FIELD_KEYS, *CONNECTION_KEYS,
+              *ALIASES}
 
 
 class FileError(ValueError):
@@ -128,13 +130,17 @@ def parse_queue(entry: Any, where: str) -> queue_pb2.QueueSpec:
     connection = [k for k in CONNECTION_KEYS if k in entry]
     if "url" in entry and connection:
         raise FileError(f"{where}.url: give url or {', '.join(connection)}, not both")
+    if "broker" in entry and ("url" in entry or connection):
+        raise FileError(f"{where}.broker: give broker or {', '.join(['url'] if 'url' in entry else connection)}, "
+                        "not both")
     backend_key = "protocol" if "protocol" in entry else "backend"
-    if backend_key not in entry:
+    if backend_key not in entry and "broker" not in entry:
         raise FileError(f"{where}.backend: missing (redis, amqp, beanstalk or sqlite)")
-    backend = _string(entry, backend_key, where).lower()
+    backend = _string(entry, backend_key, where).lower() if backend_key in entry else ""
     if "heartbeat" in entry and backend != "amqp":
         raise FileError(f"{where}.heartbeat: only AMQP connections have a heartbeat")
-    spec = queue_pb2.QueueSpec(name=_string(entry, "name", where), backend=backend, url=_url(backend, entry))
+    spec = queue_pb2.QueueSpec(name=_string(entry, "name", where), backend=backend, url=_url(backend, entry),
+                               broker=_string(entry, "broker", where) if "broker" in entry else "")
     for key in (*FIELD_KEYS, "workers"):
         if key not in entry:
             continue
@@ -186,5 +192,7 @@ def load(source: str | Path | IO[str]) -> list[queue_pb2.QueueSpec]:
 
 def dump(queues: list[queue_pb2.QueueSpec]) -> str:
     """The queues in the format ``load`` reads, every setting spelled out."""
-    entries = [{"name": q.name, **{f: queue_specs.field_value(q, f) for f in queue_specs.UPDATABLE}} for q in queues]
+    # A queue on a named broker is written with the broker's name, one of its own with its URL.
+    entries = [{"name": q.name, **{f: queue_specs.field_value(q, f) for f in queue_specs.UPDATABLE
+                                   if f != ("url" if q.broker else "broker")}} for q in queues]
     return yaml.safe_dump({"queues": entries}, sort_keys=False, default_flow_style=False, allow_unicode=True)

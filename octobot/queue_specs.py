@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from octobot import backends
@@ -17,10 +18,11 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")  # \Z: "$" would take
 DEFAULTS: dict[str, Any] = {"priority": 5, "concurrency": 4, "max_retries": 3, "retry_backoff": 1.0,
                             "max_message_bytes": DEFAULT_MAX_BYTES}
 # Fields an update may name; name and timestamps are fixed.
-UPDATABLE = ("backend", "url", "priority", "concurrency", "selector", "max_retries", "retry_backoff",
+UPDATABLE = ("backend", "url", "broker", "priority", "concurrency", "selector", "max_retries", "retry_backoff",
              "task_timeout", "paused", "max_message_bytes", "options", "tasks")
 # The fields that say where a queue lives: changing them takes an admin.
-WHERE = ("backend", "url")
+WHERE = ("backend", "url", "broker")
+NEEDS_URL = "a queue needs a broker URL (--url) or a named broker (--broker)"
 MAX_CONCURRENCY = 1000
 # Retries double the backoff each time; a week bounds the delays and timeouts.
 MAX_RETRIES = 100
@@ -29,6 +31,8 @@ MAX_URL = 2048
 MAX_SELECTOR = 1024
 MAX_OPTIONS = 64
 MAX_OPTION_CHARS = 1024
+# A named broker's URLs for nodes in some places (a datacenter each, say).
+MAX_ENDPOINTS = 64
 # Tasks a queue declares: names as @octobot.task registers them (a node's
 # Hello carries them), or a prefix ending in "*".
 MAX_TASK_PATTERNS = 100
@@ -38,13 +42,14 @@ MAX_MESSAGE_BYTES = 64 << 20
 
 
 def with_defaults(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
-    """A copy of ``spec`` with zero fields set to their defaults and the URL filled in."""
+    """A copy of ``spec`` with zero fields set to their defaults, and the URL of
+    a broker inside the node (SQLite) filled in: a network broker's never is."""
     out = queue_pb2.QueueSpec()
     out.CopyFrom(spec)
     for key, value in DEFAULTS.items():
         if not out.HasField(key):
             setattr(out, key, value)
-    if not out.url and out.backend:
+    if not out.url and not out.broker and out.backend:
         try:
             out.url = backends.backend_class(out.backend).default_url
         except ValueError:
@@ -92,19 +97,89 @@ def validate(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
                                              f"got {spec.max_message_bytes}")
     try:
         Selector.parse(spec.selector)
-        cls = backends.backend_class(spec.backend)
+        # A queue declared on a named broker may leave its backend to the broker (the coordinator fills it in).
+        cls = backends.backend_class(spec.backend) if spec.backend or not spec.broker else None
     except ValueError as exc:
         raise SpecError("selector" if spec.selector and "selector" in str(exc) else "backend", str(exc)) from None
     try:
-        cls.check_options(spec.options)
+        if cls is not None:
+            cls.check_options(spec.options)
     except ValueError as exc:
         raise SpecError("options", str(exc)) from None
     out = queue_pb2.QueueSpec()
     out.CopyFrom(spec)
+    if spec.broker:
+        if not NAME.fullmatch(spec.broker):
+            raise SpecError("broker", f"broker name {spec.broker[:140]!r} is invalid: use letters, digits, '_', '.',"
+                                      " '-' (max 128)")
+        if spec.url or spec.endpoints:  # as stored or declared: the URLs are the broker's
+            raise SpecError("url", "give --url or --broker, not both")
+        return out
+    if not spec.url or cls is None:
+        raise SpecError("url", NEEDS_URL)
     try:
         out.url = normalized(spec.url, cls.normalize_url)
     except ValueError as exc:
         raise SpecError("url", str(exc)) from None
+    return out
+
+
+def validate_broker(broker: queue_pb2.Broker) -> queue_pb2.Broker:
+    """Check a named broker; return it with its URLs in canonical form. SpecError names the field."""
+    if not NAME.fullmatch(broker.name):
+        raise SpecError("name", f"broker name {broker.name[:140]!r} is invalid: use letters, digits, '_', '.', '-'"
+                                " (max 128)")
+    try:
+        cls = backends.backend_class(broker.backend)
+    except ValueError as exc:
+        raise SpecError("backend", str(exc)) from None
+    if len(broker.endpoints) > MAX_ENDPOINTS:
+        raise SpecError("endpoints", f"at most {MAX_ENDPOINTS} endpoints")
+    out = queue_pb2.Broker()
+    out.CopyFrom(broker)
+    out.url = _broker_url(cls, broker.url, "the default URL (for nodes no endpoint selects)")
+    del out.endpoints[:]
+    for endpoint in broker.endpoints:
+        where = f"endpoint {endpoint.selector[:64]!r}"
+        if not endpoint.selector:
+            raise SpecError("endpoints", "an endpoint needs a selector: SELECTOR=URL, such as dc=eu-west=redis://...")
+        if len(endpoint.selector) > MAX_SELECTOR or not endpoint.selector.isprintable():
+            raise SpecError("endpoints", f"{where}: a selector has at most {MAX_SELECTOR} printable characters")
+        try:
+            Selector.parse(endpoint.selector)
+        except ValueError as exc:
+            raise SpecError("endpoints", f"{where}: {exc}") from None
+        out.endpoints.add(selector=endpoint.selector, url=_broker_url(cls, endpoint.url, where))
+    return out
+
+
+def _broker_url(cls: type[backends.Backend], url: str, where: str) -> str:
+    if not url:
+        raise SpecError("url", f"{where}: a URL is required")
+    if len(url) > MAX_URL or not url.isprintable():
+        raise SpecError("url", f"{where}: at most {MAX_URL} printable characters")
+    try:
+        return normalized(url, cls.normalize_url)
+    except ValueError as exc:
+        raise SpecError("url", f"{where}: {exc}") from None
+
+
+def endpoint_for(spec: queue_pb2.QueueSpec, labels: Mapping[str, str]) -> str:
+    """The URL a node with ``labels`` uses: the first endpoint whose selector matches, else the queue's URL."""
+    for endpoint in spec.endpoints:
+        if Selector.parse(endpoint.selector).matches(labels):
+            return endpoint.url
+    return spec.url
+
+
+def for_node(assignment: queue_pb2.Assignment, labels: Mapping[str, str]) -> queue_pb2.Assignment:
+    """An assignment as a node with ``labels`` runs it: each queue on its endpoint's URL."""
+    out = queue_pb2.Assignment()
+    out.CopyFrom(assignment)
+    for spec in out.queues:
+        if spec.endpoints:
+            spec.url = endpoint_for(spec, labels)
+            del spec.endpoints[:]
     return out
 
 
@@ -127,13 +202,32 @@ def merge_update(current: queue_pb2.QueueSpec, new: queue_pb2.QueueSpec, paths: 
             merged.url = keep_stored_secret(new.url, current.url)
         else:
             setattr(merged, path, getattr(new, path))
-    if "backend" in paths and "url" not in paths:
+    if "url" in paths and "broker" not in paths:
+        merged.broker = ""  # a URL of its own takes the queue off its broker
+    elif "broker" in paths and not merged.broker and "url" not in paths:
+        merged.url = ""  # off its broker, a queue needs a URL given, not the broker's kept
+    if merged.broker:  # the broker's URLs, which the store fills in when it reads the queue
+        merged.url = ""
+        del merged.endpoints[:]
+    elif "backend" in paths and "url" not in paths:
         merged.url = backends.backend_class(merged.backend).default_url
     merged = validate(merged)
     changes = {p: field_value(merged, p) for p in paths}
-    if "url" not in changes and merged.url != current.url:
-        changes["url"] = merged.url
+    for where in ("url", "broker"):
+        if where not in changes and field_value(merged, where) != field_value(stored(current), where):
+            changes[where] = field_value(merged, where)
     return merged, changes
+
+
+def stored(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
+    """``spec`` as declared and stored: a queue on a named broker without the URLs the store filled in."""
+    if not spec.broker:
+        return spec
+    out = queue_pb2.QueueSpec()
+    out.CopyFrom(spec)
+    out.url = ""
+    del out.endpoints[:]
+    return out
 
 
 def validate_all(specs: list[queue_pb2.QueueSpec]) -> list[queue_pb2.QueueSpec]:

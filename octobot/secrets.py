@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote, unquote
 
 from octobot.v1 import queue_pb2
@@ -261,11 +262,16 @@ def redact_text(text: str) -> str:
     return text if pattern is None else pattern.sub(REDACTED, text)
 
 
-def redact_spec(spec: queue_pb2.QueueSpec) -> queue_pb2.QueueSpec:
-    """A copy of a queue spec fit to leave the coordinator: only nodes get its secrets."""
-    out = queue_pb2.QueueSpec()
+Located = TypeVar("Located", queue_pb2.QueueSpec, queue_pb2.Broker)
+
+
+def redact_spec(spec: Located) -> Located:
+    """A copy of a queue spec or a named broker fit to leave the coordinator: only nodes get its secrets."""
+    out = type(spec)()
     out.CopyFrom(spec)
     out.url = redact_url(spec.url)
+    for endpoint in out.endpoints:
+        endpoint.url = redact_url(endpoint.url)
     return out
 
 

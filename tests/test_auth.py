@@ -17,6 +17,7 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
+from brokers import REDIS_URL
 from cluster import Coordinator, octoctl, wait_until
 from conftest import Processes
 from trust import bootstrap, client, code_of, ctl_env
@@ -123,9 +124,10 @@ def test_roles_through_octoctl(secure: Coordinator, pki: pki_tool.Pki, key: str)
     viewer = octoctl(secure.target, "token", "create", "watcher", "--role", "viewer", env=env).stdout.strip()
     operator = octoctl(secure.target, "token", "create", "ops", "--role", "operator", env=env).stdout.strip()
 
-    denied = octoctl(secure.target, "queue", "add", key, "--backend", "redis", check=False, env=ctl_env(pki, viewer))
+    denied = octoctl(secure.target, "queue", "add", key, "--backend", "redis", "--url", REDIS_URL,
+                     check=False, env=ctl_env(pki, viewer))
     assert denied.returncode == 1 and "permission denied" in denied.stderr and "\n" not in denied.stderr.strip()
-    octoctl(secure.target, "queue", "add", key, "--backend", "redis", env=env)
+    octoctl(secure.target, "queue", "add", key, "--backend", "redis", "--url", REDIS_URL, env=env)
     octoctl(secure.target, "queue", "list", env=ctl_env(pki, viewer))
     octoctl(secure.target, "queue", "pause", key, env=ctl_env(pki, operator))
     octoctl(secure.target, "queue", "set", key, "--concurrency", "3", env=ctl_env(pki, operator))
@@ -234,7 +236,7 @@ def test_join_token_binds_a_node_to_its_credential(secure: Coordinator, pki: pki
     env = ctl_env(pki, admin_token)
     join = octoctl(secure.target, "token", "create", "dc-a-join", "--role", "node", "--expires", "1h",
                    env=env).stdout.strip()
-    octoctl(secure.target, "queue", "add", key, "--backend", "redis", env=env)
+    octoctl(secure.target, "queue", "add", key, "--backend", "redis", "--url", REDIS_URL, env=env)
     node = procs.node(secure.target, "joiner", ["dc=a"], extra=("--ca", str(pki.ca), "--join-token", join))
     node_id = node.node_id
     credential_file = node.state_dir / "credential"

@@ -17,6 +17,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from brokers import REDIS_URL
 from cluster import Coordinator, octoctl, octoctl_json
 from conftest import Processes
 import octobot
@@ -68,20 +69,22 @@ def test_unreachable_coordinator_exits_3(args: list[str]) -> None:
 
 
 def test_priority_out_of_range_exits_1(coord: Coordinator) -> None:
-    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--priority", "11", check=False)
+    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--url", REDIS_URL, "--priority", "11",
+                     check=False)
     assert result.returncode == 1
     assert "priority" in one_error_line(result)
     assert octoctl_json(coord.target, "queue", "list") == []
 
 
 def test_priority_zero_is_refused_on_add(coord: Coordinator) -> None:
-    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--priority", "0", check=False)
+    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--url", REDIS_URL, "--priority", "0",
+                     check=False)
     assert result.returncode != 0
     assert "priority" in result.stderr
 
 
 def test_priority_zero_is_refused_on_set(coord: Coordinator) -> None:
-    octoctl(coord.target, "queue", "add", "q", "--backend", "redis")
+    octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--url", REDIS_URL)
     result = octoctl(coord.target, "queue", "set", "q", "--priority", "0", check=False)
     assert result.returncode == 1
     assert "priority" in one_error_line(result)
@@ -99,9 +102,9 @@ def test_unknown_backend_exits_1_naming_it(coord: Coordinator) -> None:
 ])
 def test_bad_backend_options_are_refused_where_they_are_set(coord: Coordinator, option: str, error: str) -> None:
     """Before: `--option visibility_timeout=abc` was accepted, and the queue then broke on every node."""
-    for command in (["queue", "add", "opt", "--backend", "redis"], ["queue", "set", "kept"]):
+    for command in (["queue", "add", "opt", "--backend", "redis", "--url", REDIS_URL], ["queue", "set", "kept"]):
         if command[1] == "set":
-            octoctl(coord.target, "queue", "add", "kept", "--backend", "redis")
+            octoctl(coord.target, "queue", "add", "kept", "--backend", "redis", "--url", REDIS_URL)
         result = octoctl(coord.target, *command, "--option", option, check=False)
         assert result.returncode == 1 and error in one_error_line(result)
     assert "opt" not in octoctl(coord.target, "queue", "list").stdout
@@ -114,8 +117,9 @@ def test_missing_backend_is_a_usage_error(coord: Coordinator) -> None:
 
 
 def test_existing_queue_exits_1(coord: Coordinator) -> None:
-    octoctl(coord.target, "queue", "add", "q", "--backend", "redis")
-    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--priority", "9", check=False)
+    octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--url", REDIS_URL)
+    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--url", REDIS_URL, "--priority", "9",
+                     check=False)
     assert result.returncode == 1
     assert "already exists" in one_error_line(result)
     assert octoctl_json(coord.target, "queue", "show", "q")["priority"] == 5
@@ -146,7 +150,7 @@ def test_enqueue_needs_task_or_file(coord: Coordinator) -> None:
 
 
 def test_queue_set_without_options_exits_2(coord: Coordinator) -> None:
-    octoctl(coord.target, "queue", "add", "q", "--backend", "redis")
+    octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--url", REDIS_URL)
     result = octoctl(coord.target, "queue", "set", "q", check=False)
     assert result.returncode == 2
     assert "nothing to change" in one_error_line(result)
@@ -186,7 +190,8 @@ def test_enqueue_file_names_the_real_line_number(coord: Coordinator, tmp_path: P
 
 
 def test_queue_list_json_and_history(coord: Coordinator, tmp_path: Path) -> None:
-    octoctl(coord.target, "queue", "add", "jobs", "--backend", "redis", "--priority", "8", "--selector", "dc=x")
+    octoctl(coord.target, "queue", "add", "jobs", "--backend", "redis", "--url", REDIS_URL, "--priority", "8",
+            "--selector", "dc=x")
     queues = json.loads(octoctl(coord.target, "queue", "list", "-o", "json").stdout)
     assert isinstance(queues, list) and len(queues) == 1
     assert (queues[0]["name"], queues[0]["backend"], queues[0]["priority"], queues[0]["selector"]) == (
@@ -212,18 +217,19 @@ def test_admin_statuses(channel: grpc.Channel) -> None:
     admin = admin_pb2_grpc.AdminServiceStub(channel)
     create = admin.CreateQueue
     assert code_of(create, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
-        name="q", backend="redis", priority=11))) == grpc.StatusCode.INVALID_ARGUMENT
+        name="q", backend="redis", url=REDIS_URL, priority=11))) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(create, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
-        name="bad name", backend="redis"))) == grpc.StatusCode.INVALID_ARGUMENT
+        name="bad name", backend="redis", url=REDIS_URL))) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(create, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
         name="q", backend="kafka"))) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(admin.GetQueue, admin_pb2.GetQueueRequest(name="q")) == grpc.StatusCode.NOT_FOUND
     assert code_of(admin.DeleteQueue, admin_pb2.DeleteQueueRequest(name="q")) == grpc.StatusCode.NOT_FOUND
 
-    created = create(admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(name="q", backend="redis")), timeout=10)
+    created = create(admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
+        name="q", backend="redis", url=REDIS_URL)), timeout=10)
     assert created.queue.priority == 5
     assert code_of(create, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
-        name="q", backend="redis"))) == grpc.StatusCode.ALREADY_EXISTS
+        name="q", backend="redis", url=REDIS_URL))) == grpc.StatusCode.ALREADY_EXISTS
     assert code_of(admin.UpdateQueue, admin_pb2.UpdateQueueRequest(
         queue=queue_pb2.QueueSpec(name="q"), update_paths=["name"])) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(admin.Enqueue, admin_pb2.EnqueueRequest(queue="ghost", messages=[b'{"task":"t"}'])) == \
@@ -235,7 +241,7 @@ def test_admin_statuses(channel: grpc.Channel) -> None:
 def test_create_queue_priority_zero_is_invalid(channel: grpc.Channel) -> None:
     admin = admin_pb2_grpc.AdminServiceStub(channel)
     assert code_of(admin.CreateQueue, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
-        name="q", backend="redis", priority=0))) == grpc.StatusCode.INVALID_ARGUMENT
+        name="q", backend="redis", url=REDIS_URL, priority=0))) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_stats_statuses(channel: grpc.Channel) -> None:
@@ -278,16 +284,17 @@ def test_node_and_apply_statuses(channel: grpc.Channel) -> None:
         assert code_of(call, request) == grpc.StatusCode.NOT_FOUND
     apply = admin.ApplyQueues
     assert code_of(apply, admin_pb2.ApplyQueuesRequest(queues=[queue_pb2.QueueSpec(
-        name="q", backend="redis", priority=11)])) == grpc.StatusCode.INVALID_ARGUMENT
-    twice = [queue_pb2.QueueSpec(name="q", backend="redis")] * 2
+        name="q", backend="redis", url=REDIS_URL, priority=11)])) == grpc.StatusCode.INVALID_ARGUMENT
+    twice = [queue_pb2.QueueSpec(name="q", backend="redis", url=REDIS_URL)] * 2
     assert code_of(apply, admin_pb2.ApplyQueuesRequest(queues=twice)) == grpc.StatusCode.INVALID_ARGUMENT
     assert list(admin.ListQueues(admin_pb2.ListQueuesRequest(), timeout=10).queues) == []
 
 
 @pytest.mark.parametrize("body, error", [
-    ("queues:\n  - {name: a, backend: redis}\n  - {name: b, backend: redis, priority: 11}\n",
-     "error: queues.yaml: queues[1].priority: priority must be between 1 and 10, got 11"),
-    ("queues:\n  - {name: a, backend: redis, colour: red}\n", "error: queues.yaml: queues[0].colour: unknown key"),
+    (f"queues:\n  - {{name: a, backend: redis, url: '{REDIS_URL}'}}\n  - {{name: b, backend: redis, url: '{REDIS_URL}',"
+     " priority: 11}\n", "error: queues.yaml: queues[1].priority: priority must be between 1 and 10, got 11"),
+    (f"queues:\n  - {{name: a, backend: redis, url: '{REDIS_URL}', colour: red}}\n",
+     "error: queues.yaml: queues[0].colour: unknown key"),
     ("queues: [\n", "error: queues.yaml: not valid YAML at line 2"),
 ])
 def test_apply_refuses_a_bad_file_in_one_line(coord: Coordinator, tmp_path: Path, body: str, error: str) -> None:
@@ -313,7 +320,7 @@ def test_every_command_says_its_version(module: str, name: str) -> None:
 
 
 def test_every_listing_takes_yaml(coord: Coordinator) -> None:
-    octoctl(coord.target, "queue", "add", "y", "--backend", "redis")
+    octoctl(coord.target, "queue", "add", "y", "--backend", "redis", "--url", REDIS_URL)
     assert yaml.safe_load(octoctl(coord.target, "node", "list", "-o", "yaml").stdout) == []
     [entry] = yaml.safe_load(octoctl(coord.target, "history", "-o", "yaml").stdout)
     assert (entry["action"], entry["target"]) == ("queue.create", "y")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from brokers import REDIS_URL
 from cluster import Coordinator, wait_until
 from octobot.ctl import config
 from octobot.ctl.config import Config, ConfigError, Settings
@@ -237,7 +238,7 @@ def test_a_context_reaches_the_first_address_that_answers(cfg: Path, coord: Coor
     ok(cfg, "config", "set-context", "local", "--coordinator", f"{dead},{coord.target}")
     ok(cfg, "config", "set-context", "gone", "--coordinator", dead, "--coordinator", dead)
     ok(cfg, "config", "use-context", "local")
-    ok(cfg, "queue", "add", "q", "--backend", "redis")
+    ok(cfg, "queue", "add", "q", "--backend", "redis", "--url", REDIS_URL)
     assert [q["name"] for q in json.loads(ok(cfg, "--context", "local", "queue", "list", "-o", "json"))] == ["q"]
 
     result = ctl(cfg, "--context", "gone", "queue", "list")
@@ -278,7 +279,7 @@ def test_tokens_end_to_end(cfg: Path, coord: Coordinator, tmp_path: Path) -> Non
     (tmp_path / "ci.token").write_text(secret + "\n")
     ok(cfg, "config", "set-context", "ci", "--coordinator", coord.target, "--token-file", str(tmp_path / "ci.token"))
     ok(cfg, "--context", "ci", "queue", "list")
-    refused = ctl(cfg, "--context", "ci", "queue", "add", "q", "--backend", "redis")
+    refused = ctl(cfg, "--context", "ci", "queue", "add", "q", "--backend", "redis", "--url", REDIS_URL)
     assert refused.returncode == 1
     assert "permission denied" in one_error_line(refused)
     bad = ctl(cfg, "--token", "not-a-token", "queue", "list")

@@ -186,8 +186,8 @@ def queue_specs_strategy(draw: st.DrawFn, depth: int) -> queue_pb2.QueueSpec:
 
 
 def updates(depth: int) -> T:
-    """A changed backend without a URL takes the backend's default URL: a real
-    shared broker, or a SQLite file in the coordinator's working directory.
+    """A changed backend without a URL takes SQLite's default file, in the
+    coordinator's working directory (a network broker's is refused).
     Such an update names the (loopback-only) URL too."""
     def with_url(request: admin_pb2.UpdateQueueRequest) -> admin_pb2.UpdateQueueRequest:
         if "backend" in request.update_paths and "url" not in request.update_paths:

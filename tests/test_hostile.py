@@ -48,7 +48,7 @@ def test_sqlite_queues_are_opened_only_where_allowed(procs: Processes, tmp_path:
 
 def test_json_nested_too_deep_is_invalid_argument(procs: Processes, tmp_path: Path, key: str) -> None:
     coord: Coordinator = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
-    octoctl(coord.target, "queue", "add", key, "--backend", "redis")
+    octoctl(coord.target, "queue", "add", key, "--backend", "redis", "--url", REDIS_URL)
     deep = b'{"task": "t", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with grpc.insecure_channel(coord.target) as channel:
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from brokers import REDIS_URL
 from octobot import queue_file, queue_specs
 from octobot.node import config as node_config
 from octobot.v1 import queue_pb2
@@ -25,14 +26,15 @@ def test_original_keys_build_the_url() -> None:
 
 
 def test_new_keys_and_defaults() -> None:
-    spec = parse(name="emails", backend="redis", concurrency=16, selector="dc in (a,b)", max_retries=0,
+    spec = parse(name="emails", backend="redis", url=REDIS_URL, concurrency=16, selector="dc in (a,b)", max_retries=0,
                  retry_backoff=0.5, task_timeout=30, max_message_bytes=1000, paused=True,
                  options={"visibility_timeout": 5})
     assert (spec.concurrency, spec.selector, spec.max_retries, spec.retry_backoff, spec.task_timeout,
             spec.max_message_bytes, spec.paused, dict(spec.options)) == (
         16, "dc in (a,b)", 0, 0.5, 30.0, 1000, True, {"visibility_timeout": "5"})
-    bare = parse(name="emails", backend="redis")
-    assert bare == queue_specs.validate(queue_specs.with_defaults(queue_pb2.QueueSpec(name="emails", backend="redis")))
+    bare = parse(name="emails", backend="redis", url=REDIS_URL)
+    assert bare == queue_specs.validate(queue_specs.with_defaults(queue_pb2.QueueSpec(name="emails", backend="redis",
+                                                                                      url=REDIS_URL)))
 
 
 @pytest.mark.parametrize("entry, error", [
@@ -61,7 +63,8 @@ def test_errors_name_the_key(entry: dict, error: str) -> None:
 
 def test_load_and_dump_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "queues.yaml"
-    path.write_text("queues:\n  - {name: a, backend: redis, concurrency: 8, options: {visibility_timeout: 9}}\n"
+    path.write_text(f"queues:\n  - {{name: a, backend: redis, url: '{REDIS_URL}', concurrency: 8,"
+                    " options: {visibility_timeout: 9}}\n"
                     "  - {name: b, protocol: SQLite, path: q.db, workers: 2, selector: '!gpu', paused: true}\n")
     queues = queue_file.load(path)
     assert [(q.name, q.concurrency) for q in queues] == [("a", 8), ("b", 2)]
@@ -76,8 +79,11 @@ def test_load_and_dump_round_trip(tmp_path: Path) -> None:
     ("- name: a\n", "stdin: expected a mapping with a 'queues' list"),
     ("queues: []\nmax_workers: 3\n", "stdin: max_workers: unknown key"),
     ("queues: {a: 1}\n", "stdin: queues: a list is required"),
-    ("queues:\n  - {name: a, backend: redis}\n  - {name: a, backend: redis}\n", "stdin: queues: 'a' is defined twice"),
-    ("queues:\n  - {name: a, backend: redis}\n  - {name: b, backend: redis, priority: 0}\n",
+    (f"queues:\n  - {{name: a, backend: redis, url: '{REDIS_URL}'}}\n"
+     f"  - {{name: a, backend: redis, url: '{REDIS_URL}'}}\n",
+     "stdin: queues: 'a' is defined twice"),
+    (f"queues:\n  - {{name: a, backend: redis, url: '{REDIS_URL}'}}\n"
+     f"  - {{name: b, backend: redis, url: '{REDIS_URL}', priority: 0}}\n",
      "stdin: queues[1].priority: priority must be between 1 and 10, got 0"),
 ])
 def test_load_errors(body: str, error: str) -> None:
@@ -90,10 +96,12 @@ def test_load_errors(body: str, error: str) -> None:
 
 def test_standalone_config_reads_the_same_entries(tmp_path: Path) -> None:
     path = tmp_path / "octobot.yml"
-    path.write_text("Octobot:\n  queues:\n    - {name: a, backend: redis, concurrency: 8, selector: 'dc=x'}\n"
-                    "    - {name: b, protocol: Redis, workers: 3}\n  max_workers: 4\n")
+    path.write_text(f"Octobot:\n  queues:\n    - {{name: a, backend: redis, url: '{REDIS_URL}', concurrency: 8,"
+                    " selector: 'dc=x'}\n"
+                    "    - {name: b, protocol: Redis, host: 127.0.0.1, workers: 3}\n  max_workers: 4\n")
     config = node_config.load(path)
-    assert config.queues == queue_file.parse_queues([{"name": "a", "backend": "redis", "concurrency": 8,
-                                                      "selector": "dc=x"},
-                                                     {"name": "b", "backend": "redis", "concurrency": 3}], "x")
+    assert config.queues == queue_file.parse_queues([{"name": "a", "backend": "redis", "url": REDIS_URL,
+                                                      "concurrency": 8, "selector": "dc=x"},
+                                                     {"name": "b", "backend": "redis",
+                                                      "url": "redis://127.0.0.1:6379/0", "concurrency": 3}], "x")
     assert config.max_workers == 4

@@ -14,13 +14,14 @@ from octobot.coordinator import planner
 from octobot.envelope import DEFAULT_MAX_BYTES
 from octobot.v1 import admin_pb2, queue_pb2
 
-REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
+REDIS = "redis://127.0.0.1:6379/0"
 
 
 def full(name: str = "emails", **kwargs: object) -> queue_pb2.QueueSpec:
     """A spec as CreateQueue stores it: defaults filled and validated."""
-    values: dict[str, object] = {"backend": "redis"}
-    values.update(kwargs)
+    values: dict[str, object] = {"backend": "redis", **kwargs}
+    if values["backend"] == "redis":
+        values.setdefault("url", REDIS)
     return queue_specs.validate(queue_specs.with_defaults(queue_pb2.QueueSpec(name=name, **values)))  # type: ignore[arg-type]
 
 
@@ -31,7 +32,7 @@ def test_defaults_are_filled() -> None:
     assert (out.priority, out.concurrency, out.max_retries, out.retry_backoff, out.max_message_bytes) == (
         5, 4, 3, 1.0, DEFAULT_MAX_BYTES)
     assert (out.task_timeout, out.paused, out.selector) == (0.0, False, "")
-    assert out.url == REDIS_DEFAULT
+    assert out.url == "", "a network broker's URL is never guessed"
 
 
 def test_defaults_do_not_touch_the_input_or_set_values() -> None:
@@ -45,8 +46,12 @@ def test_defaults_do_not_touch_the_input_or_set_values() -> None:
     assert bare.priority == 0 and bare.url == "", "with_defaults returns a copy"
 
 
-def test_default_url_per_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="redis")).url == REDIS_DEFAULT
+def test_only_the_embedded_backend_has_a_default_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for backend in ("redis", "amqp", "beanstalk"):
+        bare = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend=backend))
+        assert bare.url == ""
+        with pytest.raises(queue_specs.SpecError, match="a queue needs a broker URL .--url. or a named broker"):
+            queue_specs.validate(bare)
     sqlite_default = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="sqlite")).url
     assert sqlite_default.startswith("sqlite:///")
     monkeypatch.chdir(tmp_path)
@@ -70,8 +75,8 @@ def test_sqlite_url_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_validate_returns_a_copy_and_accepts_a_good_spec() -> None:
-    spec = queue_specs.with_defaults(queue_pb2.QueueSpec(name="a.b_c-1", backend="redis", selector="dc in (x,y)",
-                                                         priority=10, concurrency=1000))
+    spec = queue_specs.with_defaults(queue_pb2.QueueSpec(name="a.b_c-1", backend="redis", url=REDIS,
+                                                         selector="dc in (x,y)", priority=10, concurrency=1000))
     out = queue_specs.validate(spec)
     assert out == spec and out is not spec
 
@@ -116,9 +121,12 @@ def test_validate_returns_a_copy_and_accepts_a_good_spec() -> None:
     ({"backend": "amqp", "options": {"x-": "1"}}, "unknown option 'x-' for the amqp backend"),
     ({"backend": "beanstalk", "options": {"connections": "0"}}, "option connections must be an integer"),
     ({"backend": "beanstalk", "options": {"connections": "2.5"}}, "option connections must be an integer"),
+    ({"url": ""}, "a queue needs a broker URL"),
+    ({"broker": "main"}, "give --url or --broker, not both"),
+    ({"url": "", "broker": "bad name"}, "broker name 'bad name' is invalid"),
 ])
 def test_validate_names_the_bad_field(changes: dict[str, object], field: str) -> None:
-    spec = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="redis"))
+    spec = queue_specs.with_defaults(queue_pb2.QueueSpec(name="q", backend="redis", url=REDIS))
     for key, value in changes.items():
         if key == "options":
             spec.options.update(value)  # type: ignore[call-overload]
@@ -159,7 +167,8 @@ def test_merge_update_can_set_a_field_to_zero() -> None:
 
 
 def test_merge_update_replaces_options() -> None:
-    current = full(backend="amqp", options={"x-max-length": "1", "x-queue-type": "quorum"})
+    current = full(backend="amqp", url="amqp://guest:guest@127.0.0.1:5672/%2F",
+                   options={"x-max-length": "1", "x-queue-type": "quorum"})
     new = queue_pb2.QueueSpec(options={"visibility_timeout": "3"})
     merged, changes = queue_specs.merge_update(current, new, ["options"])
     assert dict(merged.options) == {"visibility_timeout": "3"}
@@ -181,6 +190,63 @@ def test_merge_update_backend_change_resets_url(tmp_path: Path, monkeypatch: pyt
     assert merged.backend == "sqlite"
     assert merged.url.startswith(f"sqlite:///{tmp_path}/")
     assert changes == {"backend": "sqlite", "url": merged.url}
+
+
+def on_broker(**kwargs: object) -> queue_pb2.QueueSpec:
+    """A queue on the named broker "main" as the store returns it: the broker's URLs filled in."""
+    spec = full(url="", broker="main", **kwargs)
+    spec.url = "redis://main:6379/0"
+    spec.endpoints.add(selector="dc=eu", url="redis://eu:6379/0")
+    return spec
+
+
+def test_merge_update_on_a_named_broker_keeps_it_and_stores_no_url() -> None:
+    merged, changes = queue_specs.merge_update(on_broker(), queue_pb2.QueueSpec(priority=9), ["priority"])
+    assert changes == {"priority": 9}
+    assert (merged.broker, merged.url, list(merged.endpoints)) == ("main", "", [])
+
+
+def test_merge_update_moves_a_queue_between_its_own_url_and_a_named_broker() -> None:
+    merged, changes = queue_specs.merge_update(on_broker(), queue_pb2.QueueSpec(url="redis://own:6379/1"), ["url"])
+    assert changes == {"url": "redis://own:6379/1", "broker": ""}
+    merged, changes = queue_specs.merge_update(full(), queue_pb2.QueueSpec(broker="main"), ["broker"])
+    assert changes == {"broker": "main", "url": ""} and merged.url == ""
+    with pytest.raises(queue_specs.SpecError, match="a queue needs a broker URL"):
+        queue_specs.merge_update(on_broker(), queue_pb2.QueueSpec(), ["broker"])
+
+
+def test_a_named_broker_is_checked_and_canonical() -> None:
+    broker = queue_specs.validate_broker(queue_pb2.Broker(
+        name="main", backend="redis", url="redis://us:6379/0",
+        endpoints=[queue_pb2.Endpoint(selector="dc=eu-west", url="redis://eu:6379/0")]))
+    assert (broker.url, [(e.selector, e.url) for e in broker.endpoints]) == (
+        "redis://us:6379/0", [("dc=eu-west", "redis://eu:6379/0")])
+    for bad, message in [
+        ({"name": "a b"}, "broker name 'a b' is invalid"),
+        ({"backend": "kafka"}, "unknown backend"),
+        ({"url": ""}, "the default URL .* a URL is required"),
+        ({"url": "amqp://x"}, "does not fit this backend"),
+        ({"endpoints": [queue_pb2.Endpoint(selector="", url="redis://eu")]}, "an endpoint needs a selector"),
+        ({"endpoints": [queue_pb2.Endpoint(selector="dc ~ x", url="redis://eu")]}, "endpoint 'dc ~ x'"),
+        ({"endpoints": [queue_pb2.Endpoint(selector="dc=eu", url="beanstalk://eu")]}, "endpoint 'dc=eu': URL"),
+        ({"endpoints": [queue_pb2.Endpoint(selector=f"n={i}", url="redis://eu") for i in range(65)]}, "at most 64"),
+    ]:
+        values: dict[str, object] = {"name": "main", "backend": "redis", "url": "redis://us:6379/0", **bad}
+        with pytest.raises(queue_specs.SpecError, match=message):
+            queue_specs.validate_broker(queue_pb2.Broker(**values))  # type: ignore[arg-type]
+
+
+def test_a_node_runs_each_queue_on_the_endpoint_its_labels_select() -> None:
+    spec = on_broker()
+    spec.endpoints.add(selector="dc=eu", url="redis://second-match:6379/0")
+    assert queue_specs.endpoint_for(spec, {"dc": "eu", "zone": "a"}) == "redis://eu:6379/0", "the first match wins"
+    assert queue_specs.endpoint_for(spec, {"dc": "us"}) == "redis://main:6379/0"
+    assert queue_specs.endpoint_for(spec, {}) == "redis://main:6379/0"
+    assignment = queue_pb2.Assignment(generation=3, queues=[spec, full("plain")])
+    eu = queue_specs.for_node(assignment, {"dc": "eu"})
+    assert [(q.name, q.url, len(q.endpoints)) for q in eu.queues] == [("emails", "redis://eu:6379/0", 0),
+                                                                       ("plain", REDIS, 0)]
+    assert len(assignment.queues[0].endpoints) == 2, "the assignment itself is not changed"
 
 
 def test_merge_update_records_a_canonicalised_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -298,10 +364,10 @@ def test_diff_creates_updates_and_prunes() -> None:
 
 
 def test_validate_all_names_the_queue_and_refuses_duplicates() -> None:
-    out = queue_specs.validate_all([queue_pb2.QueueSpec(name="a", backend="redis")])
+    out = queue_specs.validate_all([queue_pb2.QueueSpec(name="a", backend="redis", url=REDIS)])
     assert out == [full("a")]
     with pytest.raises(queue_specs.SpecError, match="queue 'b': priority must be between 1 and 10"):
-        queue_specs.validate_all([queue_pb2.QueueSpec(name="b", backend="redis", priority=11)])
+        queue_specs.validate_all([queue_pb2.QueueSpec(name="b", backend="redis", url=REDIS, priority=11)])
     with pytest.raises(ValueError, match="queue 'a' is declared twice"):
         queue_specs.validate_all([full("a"), full("a", priority=2)])
 

@@ -336,7 +336,7 @@ def test_client_resolves_references(redis_user: tuple[str, str], key: str, monke
     monkeypatch.setenv("OCTO_TEST_PW", password)
     with octobot.Client(f"redis://{user}:${{env:OCTO_TEST_PW}}@127.0.0.1:6379/0") as client:
         assert password not in client.url
-        client.enqueue(key, "e2e.record", [key, 1])
+        client.enqueue(key, "e2e.record", [key, 1], wait=True)
         assert client.depth(key) == 1
 
 

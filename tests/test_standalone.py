@@ -101,7 +101,7 @@ def test_standalone_node_runs_its_yaml_queues(procs: Processes, tmp_path: Path, 
     ("queues:\n  - {protocol: Redis}\n", "octobot.yml: queues[0].name: missing"),
     ("queues: [\n", "octobot.yml: not valid YAML at line 2"),
     ("queues: []\n", "octobot.yml: queues: a non-empty list is required"),
-    ("queues:\n  - {name: q, protocol: Redis}\nmax_workers: 0\n", "octobot.yml: max_workers: must be a positive integer"),
+    ("queues:\n  - {name: q, protocol: Redis, host: 127.0.0.1}\nmax_workers: 0\n", "octobot.yml: max_workers: must be a positive integer"),
 ])
 def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, body: str, error: str) -> None:
     config = tmp_path / "octobot.yml"
@@ -115,7 +115,8 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, body: str, error:
 
 def test_bad_selector_is_one_line(procs: Processes, tmp_path: Path) -> None:
     coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
-    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--selector", "dc in (a b", check=False)
+    result = octoctl(coord.target, "queue", "add", "q", "--backend", "redis", "--url", REDIS_URL,
+                     "--selector", "dc in (a b", check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: bad selector term 'dc in (a b' in 'dc in (a b'"
 

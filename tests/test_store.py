@@ -347,7 +347,7 @@ def test_reopen_keeps_everything(store_url: str) -> None:
         with pytest.raises(AlreadyExists):
             second.create_queue(spec("a"), actor="t")
         with second.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0005"]
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0006"]
     finally:
         second.close()
 

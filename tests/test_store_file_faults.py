@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from brokers import REDIS_URL
 from cluster import Coordinator, Process, octoctl, wait_until
 from conftest import Mount, Processes
 from octobot.coordinator.auth import RELOAD_EVERY
@@ -23,7 +24,7 @@ from octobot.coordinator.store import Store
 
 def refused(target: str) -> str:
     """The one line `octoctl queue add` fails with."""
-    failed = octoctl(target, "queue", "add", "lost", "--backend", "redis", check=False)
+    failed = octoctl(target, "queue", "add", "lost", "--backend", "redis", "--url", REDIS_URL, check=False)
     assert failed.returncode == 1, failed
     line = failed.stderr.strip()
     assert "\n" not in line and "Traceback" not in line, line
@@ -55,7 +56,7 @@ def test_a_deleted_store_file_is_refused_and_said_once(procs: Processes, tmp_pat
     nothing was logged, and the change was gone at the next start."""
     db = tmp_path / "octobot.db"
     coord = procs.coordinator(f"sqlite:///{db}")
-    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis")
+    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis", "--url", REDIS_URL)
     db.unlink()
     assert_refused_and_said_once(coord, db, "deleted")
     assert not db.exists(), "nothing made a new file in its place"
@@ -66,7 +67,7 @@ def test_a_replaced_store_file_is_refused_and_said_once(procs: Processes, tmp_pa
     succeeded and nothing was logged, and the next start served the other file."""
     db = tmp_path / "octobot.db"
     coord = procs.coordinator(f"sqlite:///{db}")
-    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis")
+    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis", "--url", REDIS_URL)
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE t (x)")
@@ -81,7 +82,7 @@ def test_no_empty_store_over_a_deleted_one_without_new_store(procs: Processes, t
     db = tmp_path / "octobot.db"
     url = f"sqlite:///{db}"
     coord = procs.coordinator(url)
-    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis")
+    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis", "--url", REDIS_URL)
     coord.terminate()
     db.unlink()
 
@@ -122,7 +123,7 @@ def test_restart_and_a_restored_copy_keep_the_store(procs: Processes, tmp_path: 
     deleted, serve the store they find (its id is in the file, not its inode)."""
     db = tmp_path / "octobot.db"
     coord = procs.coordinator(f"sqlite:///{db}")
-    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis")
+    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis", "--url", REDIS_URL)
     coord.terminate()
     coord = procs.restart(coord)
     assert "kept" in octoctl(coord.target, "queue", "list").stdout
@@ -142,7 +143,7 @@ def test_a_full_disk_is_said_in_one_line_and_writes_work_once_there_is_room(
     disk = tmpfs("store", "2m")
     db = disk.path / "octobot.db"
     coord = procs.coordinator(f"sqlite:///{db}")
-    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis")
+    octoctl(coord.target, "queue", "add", "kept", "--backend", "redis", "--url", REDIS_URL)
     filler = disk.path / "filler"
     with open(filler, "wb", buffering=0) as f:  # every free block taken
         try:
@@ -155,7 +156,7 @@ def test_a_full_disk_is_said_in_one_line_and_writes_work_once_there_is_room(
     assert "kept" in octoctl(coord.target, "queue", "list").stdout, "reads still work"
 
     filler.unlink()
-    wait_until(lambda: octoctl(coord.target, "queue", "add", "later", "--backend", "redis",
+    wait_until(lambda: octoctl(coord.target, "queue", "add", "later", "--backend", "redis", "--url", REDIS_URL,
                                check=False).returncode == 0, timeout=10, what="a write after room was made")
     log = coord.output()
     assert "Traceback" not in log and len([w for w in warnings(log) if "store is full" in w]) == 1, log[-3000:]

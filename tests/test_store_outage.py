@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from brokers import REDIS_URL
 from cluster import octoctl, wait_until
 from conftest import Processes
 
@@ -88,16 +89,17 @@ def test_a_lost_store_is_said_once_and_nothing_is_lost(procs: Processes, pg_url:
         "@localhost:5432/", f"@127.0.0.1:{relay.port}/")
     assert f":{relay.port}/" in url, url
     coord = procs.coordinator(url)
-    octoctl(coord.target, "queue", "add", key, "--backend", "redis")
+    octoctl(coord.target, "queue", "add", key, "--backend", "redis", "--url", REDIS_URL)
     relay.cut()
     for _ in range(5):
-        failed = octoctl(coord.target, "queue", "add", f"{key}-x", "--backend", "redis", check=False)
+        failed = octoctl(coord.target, "queue", "add", f"{key}-x", "--backend", "redis", "--url", REDIS_URL,
+                         check=False)
         assert failed.returncode == 1, failed
         line = failed.stderr.strip()
         assert "\n" not in line and line.startswith("error: the store is unavailable: "), line
         assert "sqlalchemy" not in line.lower() and "Background on this error" not in line
     relay.restore()
-    wait_until(lambda: octoctl(coord.target, "queue", "add", f"{key}-y", "--backend", "redis",
+    wait_until(lambda: octoctl(coord.target, "queue", "add", f"{key}-y", "--backend", "redis", "--url", REDIS_URL,
                                check=False).returncode == 0, timeout=30, what="the store to come back")
     names = octoctl(coord.target, "queue", "list").stdout
     assert key in names and f"{key}-y" in names and f"{key}-x " not in names

@@ -45,4 +45,6 @@ def backend_for_url(url: str) -> str:
 def open_backend(name: str, queue: str, url: str, options: Mapping[str, str] | None = None,
                  **kwargs: object) -> Backend:
     cls = backend_class(name)
+    if not (url or cls.default_url):
+        raise ValueError(f"the {name} backend needs a broker URL")
     return cls(queue, url or cls.default_url, options, **kwargs)  # type: ignore[arg-type]

@@ -571,7 +571,6 @@ class AmqpBackend(Backend):
     """
 
     schemes = ("amqp", "amqps")
-    default_url = "amqp://guest:guest@127.0.0.1:5672/%2F"
     # RabbitMQ's queue arguments (x-queue-type, x-max-length, ...): the broker checks them.
     option_prefixes = ("x-",)
 

@@ -7,7 +7,6 @@ entry point in the ``octobot.backends`` group:
 
     class MyBackend(Backend):
         schemes = ("my",)
-        default_url = "my://127.0.0.1"
         def _publish(self, bodies): ...
         def _fetch(self, max_count, timeout): ...
         ...
@@ -150,7 +149,9 @@ class Backend(ABC):
 
     #: URL schemes this backend accepts.
     schemes: ClassVar[tuple[str, ...]] = ()
-    #: URL used when a queue names the backend but no URL.
+    #: URL used when a queue names the backend but no URL: only a broker inside
+    #: the node itself (SQLite) has one; a network broker's URL is always given,
+    #: so that no node silently uses a localhost of its own.
     default_url: ClassVar[str] = ""
     #: The options a queue of this backend may set, and their bounds.
     options_schema: ClassVar[Mapping[str, Option]] = {"visibility_timeout": VISIBILITY_TIMEOUT}

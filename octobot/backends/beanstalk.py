@@ -309,7 +309,6 @@ class BeanstalkBackend(Backend):
     """
 
     schemes = ("beanstalk",)
-    default_url = "beanstalk://127.0.0.1:11300"
     options_schema = {**Backend.options_schema, "connections": CONNECTIONS}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -107,7 +107,6 @@ class RedisBackend(Backend):
     """A queue stored in a Redis Stream, consumed at least once through a consumer group."""
 
     schemes = ("redis", "rediss")
-    default_url = "redis://127.0.0.1:6379/0"
     # Redis numbers its databases with a C int (16 of them unless redis.conf says more).
     MAX_DB = 2**31 - 1
 

@@ -142,14 +142,84 @@ class GetQueueRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class GetQueueResponse(_message.Message):
-    __slots__ = ("queue", "placements", "health")
+    __slots__ = ("queue", "placements", "health", "endpoint_backlogs")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_BACKLOGS_FIELD_NUMBER: _ClassVar[int]
     queue: _queue_pb2.QueueSpec
     placements: _containers.RepeatedCompositeFieldContainer[QueuePlacement]
     health: QueueHealth
-    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[QueuePlacement, _Mapping]]] = ..., health: _Optional[_Union[QueueHealth, _Mapping]] = ...) -> None: ...
+    endpoint_backlogs: _containers.RepeatedCompositeFieldContainer[EndpointBacklog]
+    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[QueuePlacement, _Mapping]]] = ..., health: _Optional[_Union[QueueHealth, _Mapping]] = ..., endpoint_backlogs: _Optional[_Iterable[_Union[EndpointBacklog, _Mapping]]] = ...) -> None: ...
+
+class EndpointBacklog(_message.Message):
+    __slots__ = ("selector", "url", "backlog")
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    selector: str
+    url: str
+    backlog: int
+    def __init__(self, selector: _Optional[str] = ..., url: _Optional[str] = ..., backlog: _Optional[int] = ...) -> None: ...
+
+class CreateBrokerRequest(_message.Message):
+    __slots__ = ("broker",)
+    BROKER_FIELD_NUMBER: _ClassVar[int]
+    broker: _queue_pb2.Broker
+    def __init__(self, broker: _Optional[_Union[_queue_pb2.Broker, _Mapping]] = ...) -> None: ...
+
+class CreateBrokerResponse(_message.Message):
+    __slots__ = ("broker",)
+    BROKER_FIELD_NUMBER: _ClassVar[int]
+    broker: _queue_pb2.Broker
+    def __init__(self, broker: _Optional[_Union[_queue_pb2.Broker, _Mapping]] = ...) -> None: ...
+
+class UpdateBrokerRequest(_message.Message):
+    __slots__ = ("broker",)
+    BROKER_FIELD_NUMBER: _ClassVar[int]
+    broker: _queue_pb2.Broker
+    def __init__(self, broker: _Optional[_Union[_queue_pb2.Broker, _Mapping]] = ...) -> None: ...
+
+class UpdateBrokerResponse(_message.Message):
+    __slots__ = ("broker",)
+    BROKER_FIELD_NUMBER: _ClassVar[int]
+    broker: _queue_pb2.Broker
+    def __init__(self, broker: _Optional[_Union[_queue_pb2.Broker, _Mapping]] = ...) -> None: ...
+
+class DeleteBrokerRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteBrokerResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetBrokerRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetBrokerResponse(_message.Message):
+    __slots__ = ("broker", "queues")
+    BROKER_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    broker: _queue_pb2.Broker
+    queues: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, broker: _Optional[_Union[_queue_pb2.Broker, _Mapping]] = ..., queues: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListBrokersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListBrokersResponse(_message.Message):
+    __slots__ = ("brokers",)
+    BROKERS_FIELD_NUMBER: _ClassVar[int]
+    brokers: _containers.RepeatedCompositeFieldContainer[_queue_pb2.Broker]
+    def __init__(self, brokers: _Optional[_Iterable[_Union[_queue_pb2.Broker, _Mapping]]] = ...) -> None: ...
 
 class QueueHealth(_message.Message):
     __slots__ = ("queue", "state", "nodes", "broker_errors", "error")

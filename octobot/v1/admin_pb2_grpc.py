@@ -76,6 +76,31 @@ class AdminServiceStub:
                 request_serializer=octobot_dot_v1_dot_admin__pb2.ApplyQueuesRequest.SerializeToString,
                 response_deserializer=octobot_dot_v1_dot_admin__pb2.ApplyQueuesResponse.FromString,
                 _registered_method=True)
+        self.CreateBroker = channel.unary_unary(
+                '/octobot.v1.AdminService/CreateBroker',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.CreateBrokerRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.CreateBrokerResponse.FromString,
+                _registered_method=True)
+        self.UpdateBroker = channel.unary_unary(
+                '/octobot.v1.AdminService/UpdateBroker',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.UpdateBrokerRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.UpdateBrokerResponse.FromString,
+                _registered_method=True)
+        self.DeleteBroker = channel.unary_unary(
+                '/octobot.v1.AdminService/DeleteBroker',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.DeleteBrokerRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.DeleteBrokerResponse.FromString,
+                _registered_method=True)
+        self.GetBroker = channel.unary_unary(
+                '/octobot.v1.AdminService/GetBroker',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.GetBrokerRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.GetBrokerResponse.FromString,
+                _registered_method=True)
+        self.ListBrokers = channel.unary_unary(
+                '/octobot.v1.AdminService/ListBrokers',
+                request_serializer=octobot_dot_v1_dot_admin__pb2.ListBrokersRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_admin__pb2.ListBrokersResponse.FromString,
+                _registered_method=True)
         self.ListNodes = channel.unary_unary(
                 '/octobot.v1.AdminService/ListNodes',
                 request_serializer=octobot_dot_v1_dot_admin__pb2.ListNodesRequest.SerializeToString,
@@ -185,6 +210,40 @@ class AdminServiceServicer:
         create the missing ones, update those that differ and, with prune, delete
         the undeclared. With dry_run, only report what would change.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateBroker(self, request, context):
+        """Named brokers: a queue created with broker set lives on one. Changing
+        one's URLs reaches every node running its queues.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateBroker(self, request, context):
+        """Replaces the default URL and the endpoints (the backend stays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBroker(self, request, context):
+        """FAILED_PRECONDITION while a queue uses it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBroker(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBrokers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -309,6 +368,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ApplyQueues,
                     request_deserializer=octobot_dot_v1_dot_admin__pb2.ApplyQueuesRequest.FromString,
                     response_serializer=octobot_dot_v1_dot_admin__pb2.ApplyQueuesResponse.SerializeToString,
+            ),
+            'CreateBroker': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBroker,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.CreateBrokerRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.CreateBrokerResponse.SerializeToString,
+            ),
+            'UpdateBroker': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateBroker,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.UpdateBrokerRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.UpdateBrokerResponse.SerializeToString,
+            ),
+            'DeleteBroker': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBroker,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.DeleteBrokerRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.DeleteBrokerResponse.SerializeToString,
+            ),
+            'GetBroker': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBroker,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.GetBrokerRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.GetBrokerResponse.SerializeToString,
+            ),
+            'ListBrokers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBrokers,
+                    request_deserializer=octobot_dot_v1_dot_admin__pb2.ListBrokersRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_admin__pb2.ListBrokersResponse.SerializeToString,
             ),
             'ListNodes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNodes,
@@ -584,6 +668,141 @@ class AdminService:
             '/octobot.v1.AdminService/ApplyQueues',
             octobot_dot_v1_dot_admin__pb2.ApplyQueuesRequest.SerializeToString,
             octobot_dot_v1_dot_admin__pb2.ApplyQueuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBroker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/CreateBroker',
+            octobot_dot_v1_dot_admin__pb2.CreateBrokerRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.CreateBrokerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateBroker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/UpdateBroker',
+            octobot_dot_v1_dot_admin__pb2.UpdateBrokerRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.UpdateBrokerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBroker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/DeleteBroker',
+            octobot_dot_v1_dot_admin__pb2.DeleteBrokerRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.DeleteBrokerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBroker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/GetBroker',
+            octobot_dot_v1_dot_admin__pb2.GetBrokerRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.GetBrokerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBrokers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octobot.v1.AdminService/ListBrokers',
+            octobot_dot_v1_dot_admin__pb2.ListBrokersRequest.SerializeToString,
+            octobot_dot_v1_dot_admin__pb2.ListBrokersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16octobot/v1/queue.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x04\n\tQueueSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x15\n\x08priority\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0b\x63oncurrency\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x10\n\x08selector\x18\x06 \x01(\t\x12\x18\n\x0bmax_retries\x18\x07 \x01(\x05H\x02\x88\x01\x01\x12\x1a\n\rretry_backoff\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x19\n\x0ctask_timeout\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x0e\n\x06paused\x18\n \x01(\x08\x12\x1e\n\x11max_message_bytes\x18\x0b \x01(\x05H\x05\x88\x01\x01\x12\x33\n\x07options\x18\x0c \x03(\x0b\x32\".octobot.v1.QueueSpec.OptionsEntry\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05tasks\x18\x0f \x03(\t\x12\x14\n\x0cserved_tasks\x18\x10 \x03(\t\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_priorityB\x0e\n\x0c_concurrencyB\x0e\n\x0c_max_retriesB\x10\n\x0e_retry_backoffB\x0f\n\r_task_timeoutB\x14\n\x12_max_message_bytes\"V\n\nAssignment\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x12%\n\x06queues\x18\x02 \x03(\x0b\x32\x15.octobot.v1.QueueSpec\x12\r\n\x05\x64rain\x18\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16octobot/v1/queue.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x05\n\tQueueSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x15\n\x08priority\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0b\x63oncurrency\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x10\n\x08selector\x18\x06 \x01(\t\x12\x18\n\x0bmax_retries\x18\x07 \x01(\x05H\x02\x88\x01\x01\x12\x1a\n\rretry_backoff\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x19\n\x0ctask_timeout\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x0e\n\x06paused\x18\n \x01(\x08\x12\x1e\n\x11max_message_bytes\x18\x0b \x01(\x05H\x05\x88\x01\x01\x12\x33\n\x07options\x18\x0c \x03(\x0b\x32\".octobot.v1.QueueSpec.OptionsEntry\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05tasks\x18\x0f \x03(\t\x12\x14\n\x0cserved_tasks\x18\x10 \x03(\t\x12\x0e\n\x06\x62roker\x18\x11 \x01(\t\x12\'\n\tendpoints\x18\x12 \x03(\x0b\x32\x14.octobot.v1.Endpoint\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_priorityB\x0e\n\x0c_concurrencyB\x0e\n\x0c_max_retriesB\x10\n\x0e_retry_backoffB\x0f\n\r_task_timeoutB\x14\n\x12_max_message_bytes\")\n\x08\x45ndpoint\x12\x10\n\x08selector\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\"\xbd\x01\n\x06\x42roker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\'\n\tendpoints\x18\x04 \x03(\x0b\x32\x14.octobot.v1.Endpoint\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\nAssignment\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x12%\n\x06queues\x18\x02 \x03(\x0b\x32\x15.octobot.v1.QueueSpec\x12\r\n\x05\x64rain\x18\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUEUESPEC_OPTIONSENTRY']._loaded_options = None
   _globals['_QUEUESPEC_OPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_QUEUESPEC']._serialized_start=72
-  _globals['_QUEUESPEC']._serialized_end=659
-  _globals['_QUEUESPEC_OPTIONSENTRY']._serialized_start=511
-  _globals['_QUEUESPEC_OPTIONSENTRY']._serialized_end=557
-  _globals['_ASSIGNMENT']._serialized_start=661
-  _globals['_ASSIGNMENT']._serialized_end=747
+  _globals['_QUEUESPEC']._serialized_end=716
+  _globals['_QUEUESPEC_OPTIONSENTRY']._serialized_start=568
+  _globals['_QUEUESPEC_OPTIONSENTRY']._serialized_end=614
+  _globals['_ENDPOINT']._serialized_start=718
+  _globals['_ENDPOINT']._serialized_end=759
+  _globals['_BROKER']._serialized_start=762
+  _globals['_BROKER']._serialized_end=951
+  _globals['_ASSIGNMENT']._serialized_start=953
+  _globals['_ASSIGNMENT']._serialized_end=1039
 # @@protoc_insertion_point(module_scope)

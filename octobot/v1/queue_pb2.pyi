@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class QueueSpec(_message.Message):
-    __slots__ = ("name", "backend", "url", "priority", "concurrency", "selector", "max_retries", "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options", "created_at", "updated_at", "tasks", "served_tasks")
+    __slots__ = ("name", "backend", "url", "priority", "concurrency", "selector", "max_retries", "retry_backoff", "task_timeout", "paused", "max_message_bytes", "options", "created_at", "updated_at", "tasks", "served_tasks", "broker", "endpoints")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,8 @@ class QueueSpec(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     SERVED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    BROKER_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     backend: str
     url: str
@@ -50,7 +52,33 @@ class QueueSpec(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     tasks: _containers.RepeatedScalarFieldContainer[str]
     served_tasks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., url: _Optional[str] = ..., priority: _Optional[int] = ..., concurrency: _Optional[int] = ..., selector: _Optional[str] = ..., max_retries: _Optional[int] = ..., retry_backoff: _Optional[float] = ..., task_timeout: _Optional[float] = ..., paused: _Optional[bool] = ..., max_message_bytes: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[_Iterable[str]] = ..., served_tasks: _Optional[_Iterable[str]] = ...) -> None: ...
+    broker: str
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., url: _Optional[str] = ..., priority: _Optional[int] = ..., concurrency: _Optional[int] = ..., selector: _Optional[str] = ..., max_retries: _Optional[int] = ..., retry_backoff: _Optional[float] = ..., task_timeout: _Optional[float] = ..., paused: _Optional[bool] = ..., max_message_bytes: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[_Iterable[str]] = ..., served_tasks: _Optional[_Iterable[str]] = ..., broker: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
+
+class Endpoint(_message.Message):
+    __slots__ = ("selector", "url")
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    selector: str
+    url: str
+    def __init__(self, selector: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+
+class Broker(_message.Message):
+    __slots__ = ("name", "backend", "url", "endpoints", "created_at", "updated_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    backend: str
+    url: str
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., url: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("generation", "queues", "drain")
