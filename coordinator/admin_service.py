@@ -244,8 +244,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self.app.auth.tokens.drop(node_id=request.node_id)
         return admin_pb2.ForgetNodeResponse()
 
-    async def _queue(self, name: str) -> queue_pb2.QueueSpec:
-        return await self.app.db(self.app.store.get_queue, limits.check_queue_name(name))
+    async def _queue(self, name: str, endpoint: str = "") -> queue_pb2.QueueSpec:
+        """The queue, located at one of its named broker's endpoints if ``endpoint`` names one."""
+        spec = await self.app.db(self.app.store.get_queue, limits.check_queue_name(name))
+        places = dict(endpoint_specs(spec))
+        if endpoint not in places:
+            known = ", ".join(repr(s) for s in places if s) or "none"
+            raise ValueError(f"queue {spec.name!r} has no endpoint {limits.shown(endpoint)} (its endpoints: {known})")
+        return places[endpoint]
 
     async def _node_changed(self, record: NodeRecord) -> admin_pb2.NodeInfo:
         """A node's record changed in the store: its live session plans with the new
@@ -260,7 +266,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def Enqueue(self, request: admin_pb2.EnqueueRequest, context: Ctx) -> admin_pb2.EnqueueResponse:
-        spec = await self._queue(request.queue)
+        spec = await self._queue(request.queue, request.endpoint)
         limits.check_count(len(request.messages), "messages")
         envelopes = []
         for i, body in enumerate(request.messages):
@@ -283,7 +289,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                               context: Ctx) -> admin_pb2.ListDeadLettersResponse:
         offset = _page(request.page_token)
         limit = min(_limit(request.limit), MAX_LISTED - offset)
-        spec = await self._queue(request.queue)
+        spec = await self._queue(request.queue, request.endpoint)
         letters = await self.brokers.call(spec, lambda broker: broker.dead_list(limit, offset))
         response = admin_pb2.ListDeadLettersResponse()
         size = 0
@@ -306,7 +312,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                                context: Ctx) -> admin_pb2.RetryDeadLettersResponse:
         if request.all == bool(request.ids):
             raise ValueError("name the dead letters to retry, or set all (not both)")
-        spec = await self._queue(request.queue)
+        spec = await self._queue(request.queue, request.endpoint)
         limits.check_count(len(request.ids), "dead letter ids")
         for letter in request.ids:
             limits.check_text(letter, "dead letter id", limits.MAX_ID)
@@ -319,7 +325,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc_errors
     async def PurgeDeadLetters(self, request: admin_pb2.PurgeDeadLettersRequest,
                                context: Ctx) -> admin_pb2.PurgeDeadLettersResponse:
-        spec = await self._queue(request.queue)
+        spec = await self._queue(request.queue, request.endpoint)
         purged = await self.brokers.call(spec, lambda broker: broker.dead_purge())
         await self.app.db(self.app.store.record, self.app.auth.actor(context), "dead.purge", spec.name, {"purged": purged})
         return admin_pb2.PurgeDeadLettersResponse(purged=purged)

@@ -399,6 +399,11 @@ def _read_envelopes(lines: IO[str], max_bytes: int) -> list[bytes]:
     return messages
 
 
+def endpoint_option(fn: F) -> F:
+    return click.option("--endpoint", default="", metavar="SELECTOR",
+                        help="on a named broker: the endpoint to act on, by its selector (default: the default URL)")(fn)
+
+
 @cli.command()
 @click.argument("queue_name", metavar="QUEUE")
 @click.argument("task", required=False)
@@ -407,9 +412,10 @@ def _read_envelopes(lines: IO[str], max_bytes: int) -> list[bytes]:
 @click.option("--max-retries", type=int, default=None, help="override the queue's max retries for this message")
 @click.option("-f", "--file", "file", type=click.File("r"), default=None,
               help="enqueue one JSON envelope per line from FILE ('-' for stdin)")
+@endpoint_option
 @pass_cluster
 def enqueue(cluster: Cluster, queue_name: str, task: str | None, args_json: str, kwargs_json: str,
-            max_retries: int | None, file: IO[str] | None) -> None:
+            max_retries: int | None, file: IO[str] | None, endpoint: str) -> None:
     """Put a task message (or a file of them) on a queue."""
     if (task is None) == (file is None):
         raise click.UsageError("give either TASK or -f FILE")
@@ -418,7 +424,8 @@ def enqueue(cluster: Cluster, queue_name: str, task: str | None, args_json: str,
         messages = _read_envelopes(file, spec.max_message_bytes)
         for start in range(0, len(messages), ENQUEUE_BATCH):
             batch = messages[start:start + ENQUEUE_BATCH]
-            cluster.call(cluster.admin.Enqueue, admin_pb2.EnqueueRequest(queue=queue_name, messages=batch))
+            cluster.call(cluster.admin.Enqueue, admin_pb2.EnqueueRequest(queue=queue_name, messages=batch,
+                                                                         endpoint=endpoint))
         click.echo(f"enqueued {len(messages)} messages on {queue_name}")
         return
     envelope: dict[str, Any] = {"task": task, "args": _json_arg(args_json, list, "--args"),
@@ -426,7 +433,8 @@ def enqueue(cluster: Cluster, queue_name: str, task: str | None, args_json: str,
     if max_retries is not None:
         envelope["max_retries"] = max_retries
     resp = cluster.call(cluster.admin.Enqueue,
-                        admin_pb2.EnqueueRequest(queue=queue_name, messages=[json.dumps(envelope).encode()]))
+                        admin_pb2.EnqueueRequest(queue=queue_name, messages=[json.dumps(envelope).encode()],
+                                                 endpoint=endpoint))
     click.echo(resp.ids[0])
 
 
@@ -440,15 +448,16 @@ def dead() -> None:
 @dead.command("list")
 @click.argument("queue_name", metavar="QUEUE")
 @click.option("--limit", default=100, show_default=True, help="oldest letters to show")
+@endpoint_option
 @output_option
 @pass_cluster
-def dead_list(cluster: Cluster, queue_name: str, limit: int, output: str) -> None:
+def dead_list(cluster: Cluster, queue_name: str, limit: int, endpoint: str, output: str) -> None:
     """List dead letters, oldest first, with why each failed (bodies over 64 KiB are cut)."""
     letters: list[admin_pb2.DeadLetter] = []
     token = ""
     while len(letters) < limit:
         page = cluster.call(cluster.admin.ListDeadLetters, admin_pb2.ListDeadLettersRequest(
-            queue=queue_name, limit=limit - len(letters), page_token=token))
+            queue=queue_name, limit=limit - len(letters), page_token=token, endpoint=endpoint))
         letters += page.letters
         token = page.next_page_token
         if not token or not page.letters:
@@ -468,13 +477,14 @@ def _shown_body(letter: admin_pb2.DeadLetter) -> str:
 @click.argument("queue_name", metavar="QUEUE")
 @click.argument("ids", nargs=-1)
 @click.option("--all", "retry_all", is_flag=True, help="retry every dead letter of the queue")
+@endpoint_option
 @pass_cluster
-def dead_retry(cluster: Cluster, queue_name: str, ids: tuple[str, ...], retry_all: bool) -> None:
+def dead_retry(cluster: Cluster, queue_name: str, ids: tuple[str, ...], retry_all: bool, endpoint: str) -> None:
     """Put dead letters back on their queue (attempts start over)."""
     if retry_all == bool(ids):
         raise click.UsageError("give dead-letter IDs or --all")
     resp = cluster.call(cluster.admin.RetryDeadLetters,
-                        admin_pb2.RetryDeadLettersRequest(queue=queue_name, ids=ids, all=retry_all))
+                        admin_pb2.RetryDeadLettersRequest(queue=queue_name, ids=ids, all=retry_all, endpoint=endpoint))
     missing = len(set(ids)) - resp.retried
     if missing > 0:
         raise Refused(f"retried {resp.retried} dead letters on {queue_name}; {missing} of the ids given are not "
@@ -484,10 +494,12 @@ def dead_retry(cluster: Cluster, queue_name: str, ids: tuple[str, ...], retry_al
 
 @dead.command("purge")
 @click.argument("queue_name", metavar="QUEUE")
+@endpoint_option
 @pass_cluster
-def dead_purge(cluster: Cluster, queue_name: str) -> None:
+def dead_purge(cluster: Cluster, queue_name: str, endpoint: str) -> None:
     """Delete every dead letter of a queue."""
-    resp = cluster.call(cluster.admin.PurgeDeadLetters, admin_pb2.PurgeDeadLettersRequest(queue=queue_name))
+    resp = cluster.call(cluster.admin.PurgeDeadLetters,
+                        admin_pb2.PurgeDeadLettersRequest(queue=queue_name, endpoint=endpoint))
     click.echo(f"purged {resp.purged} dead letters from {queue_name}")
 
 

@@ -89,6 +89,19 @@ def test_each_datacenter_runs_the_queue_on_its_own_broker(procs: Processes, tmp_
         counts = redis.Redis.from_url(REDIS_URL).hgetall(f"{key}:runs")
         assert sorted(int(v) for v in counts.values()) == [1] * 60, "every message ran once"
 
+        # The coordinator's own calls act on the endpoint named, else on the default URL.
+        octoctl(coord.target, "enqueue", key, "e2e.record", "--args", f'["{key}", 300]', "--endpoint", "dc=eu-west")
+        octoctl(coord.target, "enqueue", key, "no.such.task", "--endpoint", "dc=eu-west")
+        wait_until(lambda: _runs(key).get("300") == "eu", timeout=30, what="the message enqueued at the EU endpoint")
+        eu_dead = wait_until(lambda: octoctl_json(coord.target, "dead", "list", key, "--endpoint", "dc=eu-west"),
+                             timeout=30, what="the EU dead letter")
+        assert [d["reason"] for d in eu_dead] == ["unknown task 'no.such.task'"]
+        assert octoctl_json(coord.target, "dead", "list", key) == []
+        unknown = octoctl(coord.target, "dead", "list", key, "--endpoint", "dc=nowhere", check=False)
+        assert unknown.returncode == 1
+        assert unknown.stderr == (f"error: queue '{key}' has no endpoint 'dc=nowhere' (its endpoints: 'dc=eu-west')\n")
+        assert octoctl(coord.target, "dead", "purge", key, "--endpoint", "dc=eu-west").stdout.startswith("purged 1 ")
+
         refused = octoctl(coord.target, "broker", "rm", "main", check=False)
         assert refused.returncode == 1 and f"used by 1 queue(s) ({key})" in refused.stderr
         octoctl(coord.target, "queue", "rm", key, "--yes")

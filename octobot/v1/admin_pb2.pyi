@@ -386,12 +386,14 @@ class ForgetNodeResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class EnqueueRequest(_message.Message):
-    __slots__ = ("queue", "messages")
+    __slots__ = ("queue", "messages", "endpoint")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     queue: str
     messages: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, queue: _Optional[str] = ..., messages: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    endpoint: str
+    def __init__(self, queue: _Optional[str] = ..., messages: _Optional[_Iterable[bytes]] = ..., endpoint: _Optional[str] = ...) -> None: ...
 
 class EnqueueResponse(_message.Message):
     __slots__ = ("ids",)
@@ -418,14 +420,16 @@ class DeadLetter(_message.Message):
     def __init__(self, id: _Optional[str] = ..., body: _Optional[bytes] = ..., reason: _Optional[str] = ..., error: _Optional[str] = ..., failed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., body_size: _Optional[int] = ..., unreadable: _Optional[bool] = ...) -> None: ...
 
 class ListDeadLettersRequest(_message.Message):
-    __slots__ = ("queue", "limit", "page_token")
+    __slots__ = ("queue", "limit", "page_token", "endpoint")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     queue: str
     limit: int
     page_token: str
-    def __init__(self, queue: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    endpoint: str
+    def __init__(self, queue: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., endpoint: _Optional[str] = ...) -> None: ...
 
 class ListDeadLettersResponse(_message.Message):
     __slots__ = ("letters", "next_page_token")
@@ -436,14 +440,16 @@ class ListDeadLettersResponse(_message.Message):
     def __init__(self, letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RetryDeadLettersRequest(_message.Message):
-    __slots__ = ("queue", "ids", "all")
+    __slots__ = ("queue", "ids", "all", "endpoint")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     queue: str
     ids: _containers.RepeatedScalarFieldContainer[str]
     all: bool
-    def __init__(self, queue: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ...) -> None: ...
+    endpoint: str
+    def __init__(self, queue: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ..., endpoint: _Optional[str] = ...) -> None: ...
 
 class RetryDeadLettersResponse(_message.Message):
     __slots__ = ("retried",)
@@ -452,10 +458,12 @@ class RetryDeadLettersResponse(_message.Message):
     def __init__(self, retried: _Optional[int] = ...) -> None: ...
 
 class PurgeDeadLettersRequest(_message.Message):
-    __slots__ = ("queue",)
+    __slots__ = ("queue", "endpoint")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     queue: str
-    def __init__(self, queue: _Optional[str] = ...) -> None: ...
+    endpoint: str
+    def __init__(self, queue: _Optional[str] = ..., endpoint: _Optional[str] = ...) -> None: ...
 
 class PurgeDeadLettersResponse(_message.Message):
     __slots__ = ("purged",)
