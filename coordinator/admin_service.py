@@ -7,7 +7,7 @@ import os
 
 import grpc
 
-from octobot import queue_specs
+from octobot import backends, queue_specs
 from octobot.coordinator import limits
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.auth import ADMIN
@@ -17,7 +17,7 @@ from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.planner import runs_on
 from octobot.coordinator.store import FailedPrecondition, NodeRecord
 from octobot.envelope import BadMessage, Envelope
-from octobot.secrets import keep_stored_secret, redact_spec, redact_url, refuse_redacted
+from octobot.secrets import Located, keep_stored_secret, redact_spec, redact_url, refuse_redacted
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 
 Ctx = grpc.aio.ServicerContext
@@ -43,7 +43,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc_errors
     async def CreateQueue(self, request: admin_pb2.CreateQueueRequest, context: Ctx) -> admin_pb2.CreateQueueResponse:
         [declared] = await self._with_broker_backends([request.queue])
-        spec = queue_specs.validate(queue_specs.with_defaults(declared))
+        spec = _shared(queue_specs.validate(queue_specs.with_defaults(declared)))
         refuse_redacted(spec.url)
         created, _ = await self.app.db(self.app.store.create_queue, spec, self.app.auth.actor(context))
         await self.app.push()
@@ -71,7 +71,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         if "broker" in paths and new.broker:  # onto a named broker: its backend comes with it
             [new] = await self._with_broker_backends([new])
             paths = [*paths, "backend"] if "backend" not in paths else paths
-        _, changes = queue_specs.merge_update(current, new, paths)
+        merged, changes = queue_specs.merge_update(current, new, paths)
+        _shared(merged)
         if changes.keys() & queue_specs.WHERE:
             # Where a queue lives is what the coordinator connects to (enqueue, dead letters): an admin's choice, as at creation.
             self.app.auth.authorize(self.app.auth.principal(context), "/octobot.v1.AdminService/UpdateQueue "
@@ -85,7 +86,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         limits.check_count(len(request.queues), "queues")
         declared = await self._with_broker_backends(list(request.queues))
         # Off the event loop: 10,000 queues take a while to check, and other calls must not wait for it.
-        desired = await asyncio.to_thread(queue_specs.validate_all, declared)
+        desired = [_shared(spec) for spec in await asyncio.to_thread(queue_specs.validate_all, declared)]
         changes, generation = await self.app.db(self.app.store.apply_queues, desired, request.prune,
                                                 request.dry_run, self.app.auth.actor(context))
         if generation:
@@ -158,7 +159,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc_errors
     async def CreateBroker(self, request: admin_pb2.CreateBrokerRequest,
                            context: Ctx) -> admin_pb2.CreateBrokerResponse:
-        broker = queue_specs.validate_broker(request.broker)
+        broker = _shared(queue_specs.validate_broker(request.broker))
         for url in (broker.url, *(e.url for e in broker.endpoints)):
             refuse_redacted(url)
         created = await self.app.db(self.app.store.create_broker, broker, self.app.auth.actor(context))
@@ -336,6 +337,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     def close(self) -> None:
         self.brokers.close()
+
+
+def _shared(spec: Located) -> Located:
+    """A coordinator's queues live on brokers its nodes share."""
+    if backends.backend_class(spec.backend).in_process:
+        raise ValueError(f"the {spec.backend} backend keeps its queues inside one process: a coordinator's queues "
+                         "need a broker its nodes share (it serves tests and standalone nodes)")
+    return spec
 
 
 def _redacted(changes: list[admin_pb2.QueueChange]) -> list[admin_pb2.QueueChange]:

@@ -20,7 +20,9 @@ BACKENDS = ["redis", "sqlite", "amqp", "beanstalk"]
 
 
 def queue_url(kind: str, tmp_dir: object) -> str:
-    """The URL a test queue of this backend lives at (SQLite: a file in the test's dir)."""
+    """The URL a test queue of this backend lives at (SQLite: a file in the test's dir; memory: this process)."""
+    if kind == "memory":
+        return f"memory://{tmp_dir}"
     return SERVER_URLS.get(kind) or f"sqlite:///{tmp_dir}/queues.db"
 
 

@@ -18,6 +18,7 @@ import redis
 
 import octobot
 from octobot.backends import Backend, BrokerUnavailable, Delivery, open_backend
+from octobot.backends import memory
 from octobot.backends.base import UNREADABLE
 from octobot.backends.sqlite import SqliteBackend
 from octobot.envelope import Envelope
@@ -56,7 +57,7 @@ class Broker:
         cleanup(self.kind, self.url, self.queue)
 
 
-@pytest.fixture(params=[pytest.param("redis", marks=needs_redis), "sqlite", "amqp", "beanstalk"])
+@pytest.fixture(params=[pytest.param("redis", marks=needs_redis), "sqlite", "amqp", "beanstalk", "memory"])
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
     b = Broker(request.param, queue_url(request.param, tmp_path))
     yield b
@@ -196,6 +197,8 @@ def _foreign_dead(broker: Broker, record: bytes) -> None:
     elif broker.kind == "amqp":
         with pika.BlockingConnection(pika.URLParameters(broker.url)) as conn:
             conn.channel().basic_publish("", f"{broker.queue}.dead", record)
+    elif broker.kind == "memory":
+        memory.broker_at(broker.url).queues[broker.queue].dead.append((uuid.uuid4().hex, record, 0.0))
     else:
         host, port = broker.url.removeprefix("beanstalk://").split(":")
         with greenstalk.Client((host, int(port)), use=f"{broker.queue}.dead", watch=f"{broker.queue}.dead") as c:

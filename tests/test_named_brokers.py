@@ -157,3 +157,19 @@ def test_a_standalone_node_has_no_named_brokers(tmp_path: Path) -> None:
     file.write_text("queues:\n- name: q\n  backend: redis\n")
     with pytest.raises(node_config.ConfigError, match=r"queues\[0\].url: a queue needs a broker URL"):
         node_config.load(file)
+
+
+def test_a_coordinator_refuses_queues_that_live_inside_one_process(procs: Processes, tmp_path: Path) -> None:
+    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+    message = "the memory backend keeps its queues inside one process"
+    for args in (("queue", "add", "m", "--backend", "memory", "--url", "memory://x"),
+                 ("broker", "add", "m", "--backend", "memory", "--url", "memory://x")):
+        refused = octoctl(coord.target, *args, check=False)
+        assert refused.returncode == 1 and message in refused.stderr
+    refused = octoctl(coord.target, "apply", "-f", "-", check=False,
+                      input="queues:\n- name: m\n  backend: memory\n  url: memory://x\n")
+    assert refused.returncode == 1 and message in refused.stderr
+    octoctl(coord.target, "queue", "add", "m", "--backend", "sqlite")
+    refused = octoctl(coord.target, "queue", "set", "m", "--backend", "memory", "--url", "memory://x", check=False)
+    assert refused.returncode == 1 and message in refused.stderr
+    assert octoctl_json(coord.target, "queue", "show", "m")["backend"] == "sqlite"

@@ -155,6 +155,8 @@ class Backend(ABC):
     default_url: ClassVar[str] = ""
     #: The options a queue of this backend may set, and their bounds.
     options_schema: ClassVar[Mapping[str, Option]] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    #: Whether the queues live inside one process (memory): nodes share no such broker.
+    in_process: ClassVar[bool] = False
     #: Prefixes of options passed to the broker as they are (AMQP's x- queue arguments).
     option_prefixes: ClassVar[tuple[str, ...]] = ()
 
