@@ -22,8 +22,11 @@ still take one free slot to look for work, so it never starves.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(slots=True)
@@ -88,30 +91,8 @@ class SlotScheduler:
             self._wake_others(key)
 
     def _shares(self) -> dict[Hashable, int]:
-        """Each hungry queue's slots under contention: proportional to priority,
-        capped by concurrency, at least one; leftovers to the largest remainders."""
         assert self.budget is not None
-        hungry = {n: q for n, q in self._queues.items() if q.hungry}
-        shares: dict[Hashable, int] = {}
-        left = self.budget
-        while hungry:
-            weight = sum(q.priority for q in hungry.values())
-            capped = {n: q for n, q in hungry.items() if q.concurrency <= left * q.priority / weight}
-            if not capped:
-                break
-            for n, q in capped.items():
-                shares[n] = q.concurrency
-                left -= q.concurrency
-                del hungry[n]
-        if hungry:
-            weight = sum(q.priority for q in hungry.values())
-            exact = {n: max(1.0, left * q.priority / weight) for n, q in hungry.items()}
-            floors = {n: int(v) for n, v in exact.items()}
-            spare = left - sum(floors.values())
-            for n in sorted(exact, key=lambda n: exact[n] - floors[n], reverse=True)[:max(0, spare)]:
-                floors[n] += 1
-            shares.update(floors)
-        return shares
+        return shares(self.budget, {n: (q.priority, q.concurrency) for n, q in self._queues.items() if q.hungry})
 
     def _wake_others(self, key: Hashable) -> None:
         """Slots came free: let other queues' fetchers look again."""
@@ -119,3 +100,41 @@ class SlotScheduler:
             wakes = [q.wake for k, q in self._queues.items() if k is not key]
         for wake in wakes:
             wake()
+
+
+def shares(budget: int, hungry: Mapping[K, tuple[int, int]]) -> dict[K, int]:
+    """Each hungry queue's slots under contention, given its (priority,
+    concurrency): proportional to priority, capped by concurrency, at least
+    one; leftovers to the largest remainders. They add up to the budget, or
+    to one a queue where there are more queues than slots."""
+    wanting = dict(hungry)
+    out: dict[K, int] = {}
+    left = budget
+    while wanting:
+        weight = sum(priority for priority, _ in wanting.values())
+        fits = [n for n, (p, c) in wanting.items() if c <= left * p / weight]
+        given = False
+        for n in fits:
+            concurrency = wanting[n][1]
+            if left - concurrency >= len(wanting) - 1:  # the others still get one each
+                out[n] = concurrency
+                left -= concurrency
+                del wanting[n]
+                given = True
+        if not given:
+            break
+    if wanting:
+        weight = sum(priority for priority, _ in wanting.values())
+        exact = {n: left * p / weight for n, (p, _) in wanting.items()}
+        floors = {n: int(v) for n, v in exact.items()}
+        spare = left - sum(floors.values())
+        for n in sorted(exact, key=lambda n: exact[n] - floors[n], reverse=True)[:max(0, spare)]:
+            floors[n] += 1
+        out.update(floors)
+    # At least one each, taken from the largest share (of the lowest priority) while it has more.
+    for n in [n for n, share in out.items() if share == 0]:
+        out[n] = 1
+        donor = max(out, key=lambda d: (out[d], -hungry[d][0]))
+        if out[donor] > 1:
+            out[donor] -= 1
+    return out
