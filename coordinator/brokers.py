@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from octobot import backends
 from octobot.backends import Backend, BrokerUnavailable
+from octobot.queue_specs import Binding, binding
 from octobot.coordinator.store import FailedPrecondition
 from octobot.secrets import has_references, redact_url, remember_url
 from octobot.v1 import queue_pb2
@@ -32,15 +33,13 @@ CALL_TIMEOUT = 30.0
 # Calls one broker runs at once; more wait for a thread, within their deadline.
 THREADS_PER_BROKER = 4
 
-Where = tuple[str, str, tuple[tuple[str, str], ...]]  # backend, url, options
-
 
 class Brokers:
     def __init__(self, sqlite_queue_dir: str | None, store_file: str) -> None:
         self._sqlite_dir = None if sqlite_queue_dir is None else os.path.realpath(sqlite_queue_dir)
         self._store_file = store_file
         self._lock = threading.Lock()  # the maps below, from the brokers' threads
-        self._open: dict[tuple[str, str], tuple[Where, Backend]] = {}  # by queue and URL (a broker's endpoints)
+        self._open: dict[tuple[str, str], tuple[Binding, Backend]] = {}  # by queue and URL (a broker's endpoints)
         self._threads: dict[str, ThreadPoolExecutor] = {}  # by URL
 
     async def call(self, spec: queue_pb2.QueueSpec, fn: Callable[[Backend], T]) -> T:
@@ -81,7 +80,7 @@ class Brokers:
     def _backend(self, spec: queue_pb2.QueueSpec) -> Backend:
         """The queue's connection (opened here, on the broker's thread: opening may block)."""
         remember_url(spec.url)  # its password, redacted from whatever the broker's errors say
-        where = (spec.backend, spec.url, tuple(sorted(spec.options.items())))
+        where = binding(spec)
         key = (spec.name, spec.url)
         with self._lock:
             cached = self._open.get(key)

@@ -22,7 +22,8 @@ from http.server import ThreadingHTTPServer
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.stats import PROMETHEUS_DIM
 from octobot.histogram import Histogram
-from octobot.outcomes import IMPLAUSIBLE_HELP, LATENCY_HELP, LATENCY_METRICS, OUTCOMES, PROMETHEUS_BOUNDS
+from octobot.outcomes import (IMPLAUSIBLE, IMPLAUSIBLE_HELP, LATENCY_HELP, LATENCY_METRICS, OUTCOMES, PROMETHEUS_BOUNDS,
+                              SAMPLE_COUNTS)
 from octobot.http_pages import Authorize, serve_pages
 from octobot.rpc import ServerTls
 from octobot.v1 import admin_pb2
@@ -33,6 +34,8 @@ DC = PROMETHEUS_DIM
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Samples rendered between turns of the lane.
 CHUNK = 500
+# Where a node's totals (SAMPLE_COUNTS) hold its implausible enqueue times.
+IMPLAUSIBLE_AT = SAMPLE_COUNTS.index(IMPLAUSIBLE)
 
 
 def _escape(value: str) -> str:
@@ -72,9 +75,9 @@ async def render(app: Coordinator) -> list[bytes]:
 
         _family(out, "octobot_implausible_enqueue_times_total", "counter", IMPLAUSIBLE_HELP)
         for (queue, node), counts in list(stats.totals.items()):
-            if counts[-1]:
+            if counts[IMPLAUSIBLE_AT]:
                 labels = _labels(('queue', 'node', 'dc'), (queue, node, dcs.get(node, '')))
-                out.append(f"octobot_implausible_enqueue_times_total{{{labels}}} {counts[-1]}\n")
+                out.append(f"octobot_implausible_enqueue_times_total{{{labels}}} {counts[IMPLAUSIBLE_AT]}\n")
 
         per_node = stats.gauges.per_node()
         for name, help_text, column in (("octobot_in_flight", "Tasks held by a node now (running or buffered)", 2),

@@ -28,15 +28,14 @@ import numpy as np
 from octobot.coordinator.limits import (
     MAX_BACKLOG, MAX_COUNT, MAX_GAUGE, MAX_INDEX, MAX_REPORT_AGE, MAX_REPORT_BUCKETS,
     MAX_SAMPLES, MIN_INDEX, Invalid, valid_queue)
-from octobot.coordinator.stats_bucket import COUNTS
 from octobot.histogram import DEFAULT_ACCURACY, MAX_VALUE
-from octobot.outcomes import IMPLAUSIBLE
+from octobot.outcomes import LATENCIES, OUTCOMES, SAMPLE_COUNTS
 from octobot.v1 import node_pb2, sample_columns_pb2
 
-HISTOGRAMS = ("run_time", "wait_time", "end_to_end")
+HISTOGRAMS = LATENCIES
 GAUGES = ("in_flight", "busy_slots", "backlog")
 # The values of a sample that Samples.values holds, in this order.
-SCALARS = (*COUNTS, *GAUGES, IMPLAUSIBLE)
+SCALARS = (*SAMPLE_COUNTS, *GAUGES)
 # A sum of values each at most MAX_VALUE, give or take float rounding.
 SUM_SLACK = 1 + 1e-6
 # Samples checked in one batch: large enough that the per-call costs vanish,
@@ -53,17 +52,17 @@ SENTINEL_SUM = -1.0
 _SENTINEL_HISTOGRAM = sample_columns_pb2.HistogramColumns(
     indexes=[SENTINEL_INDEX], counts=[SENTINEL_COUNT], zero_count=[SENTINEL_COUNT], sum=[SENTINEL_SUM])
 _SENTINEL = sample_columns_pb2.SampleColumns(
-    queue=[SENTINEL_NAME], **{name: [SENTINEL_COUNT] for name in COUNTS},
+    queue=[SENTINEL_NAME], **{name: [SENTINEL_COUNT] for name in OUTCOMES},
     in_flight=[SENTINEL_GAUGE], busy_slots=[SENTINEL_GAUGE], backlog=[SENTINEL_BACKLOG],
     implausible_times=[SENTINEL_COUNT], **{kind: _SENTINEL_HISTOGRAM for kind in HISTOGRAMS}).SerializeToString()
 # field -> (sentinel, numpy type, lowest and highest value, reason)
 _SCALARS = {
-    **{name: (SENTINEL_COUNT, np.uint64, 0, MAX_COUNT, "counts") for name in COUNTS},
+    **{name: (SENTINEL_COUNT, np.uint64, 0, MAX_COUNT, "counts") for name in SAMPLE_COUNTS},
     "in_flight": (SENTINEL_GAUGE, np.uint64, 0, MAX_GAUGE, "gauges"),
     "busy_slots": (SENTINEL_GAUGE, np.uint64, 0, MAX_GAUGE, "gauges"),
     "backlog": (SENTINEL_BACKLOG, np.int64, -1, MAX_BACKLOG, "gauges"),
-    IMPLAUSIBLE: (SENTINEL_COUNT, np.uint64, 0, MAX_COUNT, "counts"),
 }
+assert tuple(_SCALARS) == SCALARS  # the columns are read in this order
 
 # Marks the reports with a sample in a mask over samples as failed, for a reason and with a message.
 Blame = Callable[[np.ndarray, str, str], None]

@@ -23,12 +23,16 @@ from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
 from octobot.coordinator.stats_gauges import NODE, Dims, GaugeTotal, Gauges
 from octobot.coordinator.stats_series import RETENTION, SEAL_SPREAD, NodeSeries, Series, due
 from octobot.coordinator.store import StatsMinute
+from octobot.outcomes import SAMPLE_COUNTS
 from octobot.v1 import stats_pb2
 
 # Seconds a sample may take to arrive before its second closes.
 GRACE = 3
 # The label Prometheus histograms are broken down by.
 PROMETHEUS_DIM = "dc"
+# A sample's SCALARS begin with its counts.
+N_COUNTS = len(SAMPLE_COUNTS)
+SUCCEEDED, FAILED = SAMPLE_COUNTS.index("succeeded"), SAMPLE_COUNTS.index("failed")
 
 Key = tuple[str, str]  # (queue, value) within one dimension
 
@@ -102,18 +106,10 @@ class ClusterStats:
         gauges = self.gauges
         gauges.seen(node_id, dims, now)
         for queue, raw, values in zip(samples.queues, samples.raws, samples.values):
-            (succeeded, failed, retried, dead_lettered, rejected,
-             in_flight, busy_slots, backlog, implausible) = values  # SCALARS
+            counts, (in_flight, busy_slots, backlog) = values[:N_COUNTS], values[N_COUNTS:]  # SCALARS
+            finished = counts[SUCCEEDED] + counts[FAILED]
             totals = self.totals.get((queue, node_id))
-            if totals is None:
-                self.totals[(queue, node_id)] = [succeeded, failed, retried, dead_lettered, rejected, implausible]
-            else:
-                totals[0] += succeeded
-                totals[1] += failed
-                totals[2] += retried
-                totals[3] += dead_lettered
-                totals[4] += rejected
-                totals[5] += implausible
+            self.totals[(queue, node_id)] = counts if totals is None else [a + b for a, b in zip(totals, counts)]
             gauges.set(queue, node_id, dims, in_flight, busy_slots, backlog, second, now)
             if in_memory:
                 node = self._nodes.get((queue, node_id))
@@ -123,9 +119,9 @@ class ClusterStats:
                     self._node_slots[node.slot][(queue, node_id)] = node
                 node.add(second, raw, newest)
             if not closed:
-                inbox.append((queue, dims, raw, succeeded + failed))
+                inbox.append((queue, dims, raw, finished))
             elif in_memory:
-                self._add_late(second, queue, dims, raw, succeeded + failed)
+                self._add_late(second, queue, dims, raw, finished)
             if late:
                 minute = second // 60
                 for dim, value in (("", ""), *dims):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from octobot.coordinator.bucket_sums import sum_buckets
-from octobot.coordinator.store import STATS_COUNTS as COUNTS
+from octobot.outcomes import OUTCOMES
 from octobot.histogram import DEFAULT_ACCURACY, Histogram
 from octobot.v1 import sample_columns_pb2, stats_pb2
 
@@ -41,11 +41,8 @@ class Bucket:
         if not parts:
             return
         counts, backlog, kinds = _sums(parts)
-        self.succeeded += counts[0]
-        self.failed += counts[1]
-        self.retried += counts[2]
-        self.dead_lettered += counts[3]
-        self.rejected += counts[4]
+        for name, count in zip(OUTCOMES, counts):
+            setattr(self, name, getattr(self, name) + count)
         self.backlog = max(self.backlog, backlog)
         for h, kind in zip((self.run, self.wait, self.e2e), kinds):
             if kind is not None:
@@ -87,7 +84,7 @@ class Bucket:
         return self.succeeded + self.failed
 
     def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in COUNTS}
+        return {name: getattr(self, name) for name in OUTCOMES}
 
 
 def merged_compact(values: Iterable[bytes]) -> Bucket:
@@ -102,7 +99,7 @@ def merged_bytes(parts: list[bytes]) -> bytes:
     counts, backlog, kinds = _sums(parts)
     histograms = [stats_pb2.Histogram(relative_accuracy=DEFAULT_ACCURACY, indexes=k[0], counts=k[1], zero_count=k[2],
                                       sum=k[3]) if k is not None else stats_pb2.Histogram() for k in kinds]
-    return stats_pb2.QueueSample(**dict(zip(COUNTS, counts)), backlog=backlog, run_time=histograms[0],
+    return stats_pb2.QueueSample(**dict(zip(OUTCOMES, counts)), backlog=backlog, run_time=histograms[0],
                                  wait_time=histograms[1], end_to_end=histograms[2]).SerializeToString()
 
 
@@ -111,10 +108,10 @@ KindSums = tuple[list[int], list[int], int, float]
 
 
 def _sums(parts: list[bytes]) -> tuple[list[int], int, list[KindSums | None]]:
-    """What compact buckets add up to, in one parse: the COUNTS, the largest
+    """What compact buckets add up to, in one parse: the OUTCOMES counts, the largest
     backlog, and each kind of histogram (run, wait, end to end) summed."""
     cols = sample_columns_pb2.SampleColumns.FromString(b"".join(parts))
-    counts = [sum(getattr(cols, name)) for name in COUNTS]
+    counts = [sum(getattr(cols, name)) for name in OUTCOMES]
     backlog = -1
     if cols.backlog:
         # A backlog of 0 is absent on the wire; -1 (unknown) is not.

@@ -108,7 +108,6 @@ class StatsMinute:
     end_to_end: bytes = b""
 
 
-STATS_COUNTS = OUTCOMES
 STATS_HISTOGRAMS = ("run_time", "wait_time", "end_to_end")
 
 
@@ -589,11 +588,11 @@ class Store:
                 row = rows.get(key)
                 if row is None:
                     rows[key] = row = StatsMinuteRow(queue=d.queue, dim=d.dim, value=d.value, minute=d.minute,
-                                                     backlog=d.backlog, **{c: getattr(d, c) for c in STATS_COUNTS},
+                                                     backlog=d.backlog, **{c: getattr(d, c) for c in OUTCOMES},
                                                      **{h: getattr(d, h) for h in STATS_HISTOGRAMS})
                     session.add(row)
                     continue
-                for c in STATS_COUNTS:
+                for c in OUTCOMES:
                     setattr(row, c, getattr(row, c) + getattr(d, c))
                 row.backlog = max(row.backlog, d.backlog)
                 for h in STATS_HISTOGRAMS:
@@ -607,7 +606,7 @@ class Store:
             query = query.where(StatsMinuteRow.queue == queue)
         with self._tx() as session:
             return [StatsMinute(queue=r.queue, dim=r.dim, value=r.value, minute=r.minute, backlog=r.backlog,
-                                **{c: getattr(r, c) for c in STATS_COUNTS},
+                                **{c: getattr(r, c) for c in OUTCOMES},
                                 **{h: getattr(r, h) for h in STATS_HISTOGRAMS})
                     for r in session.scalars(query.order_by(StatsMinuteRow.minute))]
 

@@ -15,6 +15,7 @@ from octobot.backends import Backend
 from octobot.node.runner import QueueRunner, visibility_timeout
 from octobot.node.scheduler import SlotScheduler
 from octobot.node.state import StateDir
+from octobot.queue_specs import binding
 from octobot.secrets import SecretSources, redact_text, resolve
 from octobot.v1 import node_pb2, queue_pb2
 
@@ -22,11 +23,6 @@ log = logging.getLogger("octobot.node")
 
 # Characters of a queue's error a heartbeat carries (the coordinator takes up to 4,096).
 ERROR_CHARS = 1000
-
-
-def _binding(spec: queue_pb2.QueueSpec) -> tuple[str, str, tuple[tuple[str, str], ...]]:
-    """What a runner's broker connection depends on; a change means a new runner."""
-    return spec.backend, spec.url, tuple(sorted(spec.options.items()))
 
 
 class Agent:
@@ -59,7 +55,8 @@ class Agent:
             self._failed = {}
             for name in list(self._runners):
                 spec = wanted.get(name)
-                if spec is None or _binding(spec) != _binding(self._runners[name].spec):
+                # A new broker binding means a new runner.
+                if spec is None or binding(spec) != binding(self._runners[name].spec):
                     self._stop_later(self._runners.pop(name))
             for name, spec in wanted.items():
                 runner = self._runners.get(name)

@@ -164,6 +164,14 @@ def _broker_url(cls: type[backends.Backend], url: str, where: str) -> str:
         raise SpecError("url", f"{where}: {exc}") from None
 
 
+Binding = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def binding(spec: queue_pb2.QueueSpec) -> Binding:
+    """What a connection to a queue's broker depends on: backend, URL and options."""
+    return spec.backend, spec.url, tuple(sorted(spec.options.items()))
+
+
 def endpoint_for(spec: queue_pb2.QueueSpec, labels: Mapping[str, str]) -> str:
     """The URL a node with ``labels`` uses: the first endpoint whose selector matches, else the queue's URL."""
     for endpoint in spec.endpoints:
