@@ -82,7 +82,7 @@ async def simulated_node(target: str, index: int, pool: list[list[stats_pb2.Queu
     channel = rpc.make_aio_channel(target, files.node_auth(node_name(index)) if files else rpc.ClientAuth())
     rng = random.Random(index)
     call = node_pb2_grpc.NodeServiceStub(channel).Connect()
-    await call.write(node_pb2.NodeMessage(hello=node_pb2.Hello(
+    await call.write(node_pb2.ConnectRequest(hello=node_pb2.Hello(
         node_id=node_name(index), hostname=f"host-{index:04d}", labels={"dc": f"dc{index % 3}"},
         version="bench", pid=index)))
 
@@ -91,15 +91,15 @@ async def simulated_node(target: str, index: int, pool: list[list[stats_pb2.Queu
             pass
 
     reader = asyncio.create_task(read())
-    heartbeat = node_pb2.NodeMessage(heartbeat=node_pb2.Heartbeat())
+    heartbeat = node_pb2.ConnectRequest(heartbeat=node_pb2.Heartbeat())
     await asyncio.sleep(rng.random())  # spread the nodes over the second
     next_at = time.time()
     try:
         while next_at < stop_at:
-            report = node_pb2.StatsReport(interval=1.0, samples=[rng.choice(v) for v in pool])
+            report = node_pb2.StatsReport(samples=[rng.choice(v) for v in pool])
             report.at.FromNanoseconds(int(next_at * 1e9))
             await call.write(heartbeat)
-            await call.write(node_pb2.NodeMessage(stats=report))
+            await call.write(node_pb2.ConnectRequest(stats=report))
             next_at += 1.0
             await asyncio.sleep(max(0.0, next_at - time.time()))
     finally:

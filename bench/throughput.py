@@ -72,7 +72,7 @@ def prefill(backend: str, url: str, queue: str, n: int, task: str = "noop") -> N
 
 def queue_report(stub: stats_pb2_grpc.StatsServiceStub, queue: str, window: str) -> stats_pb2.QueueReport | None:
     try:
-        return stub.GetQueue(stats_pb2.GetQueueStatsRequest(queue=queue, window=window), timeout=5).total
+        return stub.GetQueueStats(stats_pb2.GetQueueStatsRequest(queue=queue, window=window), timeout=5).total
     except grpc.RpcError:
         return None
 

@@ -52,7 +52,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     @rpc_errors
     async def UpdateQueue(self, request: admin_pb2.UpdateQueueRequest, context: Ctx) -> admin_pb2.UpdateQueueResponse:
-        updated = await self._update(request.queue.name, request.queue, list(request.update_paths), context)
+        updated = await self._update(request.queue.name, request.queue, list(request.update_mask.paths), context)
         [health] = self.app.sessions.health([updated])
         return admin_pb2.UpdateQueueResponse(queue=updated, health=health)
 

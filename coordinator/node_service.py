@@ -27,8 +27,8 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
         # Joins per join token: one leaked token cannot fill the store at once.
         self._joins: dict[str, limits.TokenBucket] = {}
 
-    async def Connect(self, request_iterator: AsyncIterator[node_pb2.NodeMessage],
-                      context: grpc.aio.ServicerContext) -> AsyncIterator[node_pb2.CoordinatorMessage]:
+    async def Connect(self, request_iterator: AsyncIterator[node_pb2.ConnectRequest],
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[node_pb2.ConnectResponse]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("kind") != "hello" or not first.hello.node_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello with a node_id")
@@ -57,7 +57,7 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
         queues, generation = await self.app.db(self.app.store.snapshot)
         # The full snapshot on connect corrects whatever the node missed.
         session.sent = session.assignment(queues, generation, self.app.sessions.served)
-        yield node_pb2.CoordinatorMessage(assignment=session.sent)
+        yield node_pb2.ConnectResponse(assignment=session.sent)
         if not self.app.sessions.placed_as(record):
             self.app.request_push()
 
@@ -100,7 +100,7 @@ class NodeService(node_pb2_grpc.NodeServiceServicer):
         log.info("node %s joined with %s", request.node_id, principal.actor)
         return node_pb2.JoinResponse(credential=credential)
 
-    async def _read(self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.NodeMessage]) -> None:
+    async def _read(self, session: NodeSession, request_iterator: AsyncIterator[node_pb2.ConnectRequest]) -> None:
         node_id = session.record.node_id
         try:
             async for msg in request_iterator:

@@ -30,7 +30,8 @@ from octobot.coordinator.limits import (
     MAX_SAMPLES, MIN_INDEX, Invalid, valid_queue)
 from octobot.histogram import DEFAULT_ACCURACY, MAX_VALUE
 from octobot.outcomes import LATENCIES, OUTCOMES, SAMPLE_COUNTS
-from octobot.v1 import node_pb2, sample_columns_pb2
+from octobot.internal.v1 import sample_columns_pb2
+from octobot.v1 import node_pb2
 
 HISTOGRAMS = LATENCIES
 GAUGES = ("in_flight", "busy_slots", "backlog")

@@ -38,7 +38,7 @@ class NodeSession:
 
     record: NodeRecord
     # Messages for the node; None ends the stream (the node reconnects).
-    outbox: asyncio.Queue[node_pb2.CoordinatorMessage | None] = field(default_factory=asyncio.Queue)
+    outbox: asyncio.Queue[node_pb2.ConnectResponse | None] = field(default_factory=asyncio.Queue)
     last_heartbeat: float = field(default_factory=time.monotonic)
     last_seen_wall: float = field(default_factory=time.time)
     heartbeat: node_pb2.Heartbeat = field(default_factory=node_pb2.Heartbeat)
@@ -53,7 +53,7 @@ class NodeSession:
     def send_if_changed(self, assignment: queue_pb2.Assignment) -> None:
         if not same_work(assignment, self.sent):
             self.sent = assignment
-            self.outbox.put_nowait(node_pb2.CoordinatorMessage(assignment=assignment))
+            self.outbox.put_nowait(node_pb2.ConnectResponse(assignment=assignment))
 
 
 class Sessions:

@@ -18,7 +18,8 @@ import numpy as np
 from octobot.coordinator.bucket_sums import sum_buckets
 from octobot.outcomes import OUTCOMES
 from octobot.histogram import DEFAULT_ACCURACY, Histogram
-from octobot.v1 import sample_columns_pb2, stats_pb2
+from octobot.internal.v1 import sample_columns_pb2
+from octobot.v1 import stats_pb2
 
 QUANTILES = [0.5, 0.9, 0.99, 0.999]
 

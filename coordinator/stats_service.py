@@ -199,7 +199,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
         return await self._cluster(self._window(request.window), request.by)
 
     @rpc_errors
-    async def GetQueue(self, request: stats_pb2.GetQueueStatsRequest, context: Ctx) -> stats_pb2.GetQueueStatsResponse:
+    async def GetQueueStats(self, request: stats_pb2.GetQueueStatsRequest, context: Ctx) -> stats_pb2.GetQueueStatsResponse:
         window = self._window(request.window)
         await self._known(request.queue)
         cluster = await self._cluster(window, request.by, request.queue)
@@ -208,7 +208,7 @@ class StatsService(stats_pb2_grpc.StatsServiceServicer):
                                                covered_seconds=cluster.covered_seconds)
 
     @rpc_errors
-    async def GetNode(self, request: stats_pb2.GetNodeStatsRequest, context: Ctx) -> stats_pb2.GetNodeStatsResponse:
+    async def GetNodeStats(self, request: stats_pb2.GetNodeStatsRequest, context: Ctx) -> stats_pb2.GetNodeStatsResponse:
         window = self._window(request.window)
         limits.check_node_ref(request.node_id)
         if not any(n == request.node_id for _, n in self.stats.series_keys(NODE)):

@@ -34,7 +34,8 @@ from octobot.histogram import DEFAULT_ACCURACY
 from octobot.outcomes import OUTCOMES
 from octobot.secrets import redact_text
 from octobot.coordinator.store_file import StoreDown, StoreFile, StoreFull
-from octobot.v1 import admin_pb2, queue_pb2, sample_columns_pb2, stats_pb2
+from octobot.internal.v1 import sample_columns_pb2
+from octobot.v1 import admin_pb2, queue_pb2, stats_pb2
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 import click
+from google.protobuf.field_mask_pb2 import FieldMask
 
 import octobot
 # Every command starts a Python process: what only some commands need (queue
@@ -172,7 +173,7 @@ def queue_set(cluster: Cluster, name: str, options: tuple[str, ...], output: str
     spec, paths = _spec_from(name, values, options)
     if not paths:
         raise click.UsageError("nothing to change: give at least one option such as --concurrency")
-    resp = cluster.call(cluster.admin.UpdateQueue, admin_pb2.UpdateQueueRequest(queue=spec, update_paths=paths))
+    resp = cluster.call(cluster.admin.UpdateQueue, admin_pb2.UpdateQueueRequest(queue=spec, update_mask=FieldMask(paths=paths)))
     emit(output, _queue_dict(resp.queue, resp.health), QUEUE_COLUMNS, [_queue_row(resp.queue, resp.health)])
     _warn_unserved(resp.health)
 
@@ -531,7 +532,7 @@ def stats(cluster: Cluster, queue_name: str | None, by: str, window: str, output
     """Throughput, outcomes and latency per queue (JSON: the window, a row per
     queue or group, and the totals)."""
     if queue_name:
-        resp = cluster.call(cluster.stats.GetQueue, stats_pb2.GetQueueStatsRequest(queue=queue_name, window=window,
+        resp = cluster.call(cluster.stats.GetQueueStats, stats_pb2.GetQueueStatsRequest(queue=queue_name, window=window,
                                                                                     by=by))
         rows, totals = (list(resp.groups) if by else [resp.total]), []
         seconds, covered = resp.window_seconds, resp.covered_seconds

@@ -153,24 +153,24 @@ class CoordinatorSession:
             self._call.cancel()
 
     def _stream(self, stub: node_pb2_grpc.NodeServiceStub) -> Iterator[None]:
-        outbox: queue.Queue[node_pb2.NodeMessage | None] = queue.Queue()
-        outbox.put(node_pb2.NodeMessage(hello=node_pb2.Hello(
+        outbox: queue.Queue[node_pb2.ConnectRequest | None] = queue.Queue()
+        outbox.put(node_pb2.ConnectRequest(hello=node_pb2.Hello(
             node_id=self.node_id, hostname=socket.gethostname(), labels=self.labels,
             version=octobot.__version__, tasks=tasks.names(), applied_generation=self.agent.generation,
             pid=os.getpid())))
         done = threading.Event()
         failed: list[Exception] = []
 
-        def requests() -> Iterator[node_pb2.NodeMessage]:
+        def requests() -> Iterator[node_pb2.ConnectRequest]:
             while (msg := outbox.get()) is not None:
                 yield msg
 
         def report() -> None:
             try:
                 while not done.wait(self.stats.interval):
-                    outbox.put(node_pb2.NodeMessage(heartbeat=self.agent.heartbeat()))
+                    outbox.put(node_pb2.ConnectRequest(heartbeat=self.agent.heartbeat()))
                     for stats in self.stats.drain():
-                        outbox.put(node_pb2.NodeMessage(stats=stats))
+                        outbox.put(node_pb2.ConnectRequest(stats=stats))
                     if self.state is not None:
                         self.state.retry()  # a write the state dir refused (read-only, full)
             except Exception as exc:  # without heartbeats the node would be DOWN: end the stream, run() restarts it
@@ -186,9 +186,9 @@ class CoordinatorSession:
                 if msg.WhichOneof("kind") == "assignment":
                     # Each queue on the broker endpoint for this node's labels (a datacenter's own).
                     self.agent.apply(queue_specs.for_node(msg.assignment, self.labels))
-                    outbox.put(node_pb2.NodeMessage(applied=node_pb2.Applied(generation=msg.assignment.generation)))
+                    outbox.put(node_pb2.ConnectRequest(applied=node_pb2.Applied(generation=msg.assignment.generation)))
                     # Report the new state at once rather than on the next tick.
-                    outbox.put(node_pb2.NodeMessage(heartbeat=self.agent.heartbeat()))
+                    outbox.put(node_pb2.ConnectRequest(heartbeat=self.agent.heartbeat()))
                 yield None
         except grpc.RpcError:
             if failed:

@@ -186,8 +186,8 @@ def test_expired_token_is_refused(secure: Coordinator, pki: pki_tool.Pki) -> Non
         assert exc.code() == grpc.StatusCode.UNAUTHENTICATED and "expired" in exc.details()
 
 
-def _connect(channel: grpc.Channel, node_id: str) -> Iterator[node_pb2.CoordinatorMessage]:
-    hello = node_pb2.NodeMessage(hello=node_pb2.Hello(node_id=node_id, hostname="h"))
+def _connect(channel: grpc.Channel, node_id: str) -> Iterator[node_pb2.ConnectResponse]:
+    hello = node_pb2.ConnectRequest(hello=node_pb2.Hello(node_id=node_id, hostname="h"))
     return node_pb2_grpc.NodeServiceStub(channel).Connect(iter([hello]), timeout=10)
 
 

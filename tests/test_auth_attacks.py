@@ -36,10 +36,10 @@ def node_client(c: Coordinator, pki: pki_tool.Pki, name: str) -> grpc.Channel:
 @pytest.fixture
 def cert_node_n1(secure: Coordinator, pki: pki_tool.Pki) -> Iterator[None]:
     """Node n1 connected with its certificate on the mutual-TLS port."""
-    outbox: queue.Queue[node_pb2.NodeMessage | None] = queue.Queue()
-    outbox.put(node_pb2.NodeMessage(hello=node_pb2.Hello(node_id="n1", hostname="n1-host")))
+    outbox: queue.Queue[node_pb2.ConnectRequest | None] = queue.Queue()
+    outbox.put(node_pb2.ConnectRequest(hello=node_pb2.Hello(node_id="n1", hostname="n1-host")))
 
-    def requests() -> Iterator[node_pb2.NodeMessage]:
+    def requests() -> Iterator[node_pb2.ConnectRequest]:
         while (msg := outbox.get()) is not None:
             yield msg
 

@@ -231,7 +231,7 @@ def test_admin_statuses(channel: grpc.Channel) -> None:
     assert code_of(create, admin_pb2.CreateQueueRequest(queue=queue_pb2.QueueSpec(
         name="q", backend="redis", url=REDIS_URL))) == grpc.StatusCode.ALREADY_EXISTS
     assert code_of(admin.UpdateQueue, admin_pb2.UpdateQueueRequest(
-        queue=queue_pb2.QueueSpec(name="q"), update_paths=["name"])) == grpc.StatusCode.INVALID_ARGUMENT
+        queue=queue_pb2.QueueSpec(name="q"), update_mask={"paths": ["name"]})) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(admin.Enqueue, admin_pb2.EnqueueRequest(queue="ghost", messages=[b'{"task":"t"}'])) == \
         grpc.StatusCode.NOT_FOUND
     assert code_of(admin.ListAudit, admin_pb2.ListAuditRequest(limit=-1)) == grpc.StatusCode.INVALID_ARGUMENT
@@ -249,7 +249,7 @@ def test_stats_statuses(channel: grpc.Channel) -> None:
     assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(window="banana")) == \
         grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(window="8d")) == grpc.StatusCode.INVALID_ARGUMENT
-    assert code_of(stats.GetQueue, stats_pb2.GetQueueStatsRequest(queue="ghost")) == grpc.StatusCode.NOT_FOUND
+    assert code_of(stats.GetQueueStats, stats_pb2.GetQueueStatsRequest(queue="ghost")) == grpc.StatusCode.NOT_FOUND
     ok = stats.GetCluster(stats_pb2.GetClusterRequest(window="10s"), timeout=10)
     assert ok.window_seconds == 10 and list(ok.queues) == [] and ok.totals[0].succeeded == 0
 

@@ -89,7 +89,7 @@ def _named(*values: str) -> T:
 BY_FIELD: dict[str, T] = {
     "name": _named(*QUEUES), "queue": _named(*QUEUES), "node_id": _named(*NODES),
     "backend": _named("sqlite", "redis", "amqp", "beanstalk"),
-    "update_paths": _named(*queue_specs.UPDATABLE, "name"),
+    "paths": _named(*queue_specs.UPDATABLE, "name"),  # UpdateQueueRequest.update_mask
     "window": durations(), "range": durations(), "step": durations(), "recent": durations(),
     "by": _named("node", "dc", "zone", "a/b"), "selector": _named("dc=east", "dc in (a,b),!gpu", "((", "a" * 5000),
     "role": _named("admin", "operator", "viewer", "node"),
@@ -190,8 +190,8 @@ def updates(depth: int) -> T:
     coordinator's working directory (a network broker's is refused).
     Such an update names the (loopback-only) URL too."""
     def with_url(request: admin_pb2.UpdateQueueRequest) -> admin_pb2.UpdateQueueRequest:
-        if "backend" in request.update_paths and "url" not in request.update_paths:
-            request.update_paths.append("url")
+        if "backend" in request.update_mask.paths and "url" not in request.update_mask.paths:
+            request.update_mask.paths.append("url")
         return request
     return _generic(admin_pb2.UpdateQueueRequest.DESCRIPTOR, depth).map(with_url)
 
@@ -244,8 +244,8 @@ SPECIAL: dict[str, Callable[[int], T]] = {
 
 def node_streams() -> T:
     """What a node might send on Connect: mostly a Hello first, then anything."""
-    first = st.one_of(hellos(1).map(lambda h: node_pb2.NodeMessage(hello=h)), messages(node_pb2.NodeMessage.DESCRIPTOR))
-    return st.builds(lambda a, rest: [a, *rest], first, st.lists(messages(node_pb2.NodeMessage.DESCRIPTOR), max_size=6))
+    first = st.one_of(hellos(1).map(lambda h: node_pb2.ConnectRequest(hello=h)), messages(node_pb2.ConnectRequest.DESCRIPTOR))
+    return st.builds(lambda a, rest: [a, *rest], first, st.lists(messages(node_pb2.ConnectRequest.DESCRIPTOR), max_size=6))
 
 
 # -- the coordinator -------------------------------------------------------------------
@@ -279,13 +279,13 @@ def _seed(channel: grpc.Channel) -> None:
         assert _status(lambda: admin.CreateQueue(admin_pb2.CreateQueueRequest(queue=spec), timeout=TIMEOUT)) in (
             grpc.StatusCode.OK, grpc.StatusCode.ALREADY_EXISTS)
     for node_id in NODES[:2]:
-        hello = node_pb2.NodeMessage(hello=node_pb2.Hello(node_id=node_id, hostname="fz", labels={"dc": "east"}))
+        hello = node_pb2.ConnectRequest(hello=node_pb2.Hello(node_id=node_id, hostname="fz", labels={"dc": "east"}))
         assert _status(lambda: list(_connect(channel)(iter([hello]), timeout=TIMEOUT))) == grpc.StatusCode.OK
 
 
 def _connect(channel: grpc.Channel) -> grpc.StreamStreamMultiCallable:
     return channel.stream_stream("/octobot.v1.NodeService/Connect", request_serializer=_serializer,
-                                 response_deserializer=node_pb2.CoordinatorMessage.FromString)
+                                 response_deserializer=node_pb2.ConnectResponse.FromString)
 
 
 def _status(call: Callable[[], Any]) -> grpc.StatusCode:
@@ -344,7 +344,7 @@ def test_connect(coordinator: Coordinator, channel: grpc.Channel) -> None:
 
     @settings(SETTINGS, max_examples=EXAMPLES * 3)
     @given(node_streams())
-    def fuzz(sent: list[node_pb2.NodeMessage]) -> None:
+    def fuzz(sent: list[node_pb2.ConnectRequest]) -> None:
         # The stream ends when the node's side does: every message has been read by then.
         status = _status(lambda: list(connect(iter(sent), timeout=TIMEOUT)))
         assert status in ALLOWED, f"Connect({sent!r:.3000}) -> {status}"
@@ -366,7 +366,7 @@ def test_bytes_that_do_not_parse_are_invalid_argument(method: descriptor.MethodD
     too, after a good first message."""
     for raw in MALFORMED:
         if method.client_streaming:
-            hello = node_pb2.NodeMessage(hello=node_pb2.Hello(node_id="fz-malformed", hostname="fz"))
+            hello = node_pb2.ConnectRequest(hello=node_pb2.Hello(node_id="fz-malformed", hostname="fz"))
             call = channel.stream_stream(_path(method))
             status = _status(lambda: list(call(iter([hello.SerializeToString(), raw]), timeout=TIMEOUT)))
         elif method.server_streaming:
@@ -388,7 +388,7 @@ def test_still_serving_and_aggregating(coordinator: Coordinator, channel: grpc.C
     report = node_pb2.StatsReport(samples=[stats_pb2.QueueSample(queue="fz-check", succeeded=7)])
     report.at.GetCurrentTime()
     hello = node_pb2.Hello(node_id="fz-good", hostname="fz", labels={"dc": "good"})
-    sent = [node_pb2.NodeMessage(hello=hello), node_pb2.NodeMessage(stats=report)]
+    sent = [node_pb2.ConnectRequest(hello=hello), node_pb2.ConnectRequest(stats=report)]
     list(_connect(channel)(iter(sent), timeout=TIMEOUT))
     stats = stats_pb2_grpc.StatsServiceStub(channel)
 

@@ -50,7 +50,7 @@ def test_readme_grpcurl_examples_work(procs: Processes, tmp_path: Path, key: str
 
     examples = readme_examples()
     assert [a[-1].rsplit("/", 1)[-1] for a in examples] == [
-        "octobot.v1.StatsService", "GetCluster", "GetQueue", "GetNode", "QueryRange", "Watch"]
+        "octobot.v1.StatsService", "GetCluster", "GetQueueStats", "GetNodeStats", "QueryRange", "Watch"]
     listing, *calls, watch = examples
 
     out = run(listing)
@@ -68,8 +68,8 @@ def test_readme_grpcurl_examples_work(procs: Processes, tmp_path: Path, key: str
         assert out.returncode == 0, f"{shlex.join(args)}: {out.stderr}"
         replies[args[-1].rsplit("/", 1)[-1]] = json_objects(out.stdout)[0]
     assert [g["group"] for g in replies["GetCluster"]["groups"]] == ["us-east"]
-    assert int(replies["GetQueue"]["total"]["succeeded"]) == 5
-    assert [q["queue"] for q in replies["GetNode"]["queues"]] == [key]
+    assert int(replies["GetQueueStats"]["total"]["succeeded"]) == 5
+    assert [q["queue"] for q in replies["GetNodeStats"]["queues"]] == [key]
     assert [s["group"] for s in replies["QueryRange"]["series"]] == ["us-east"]
 
     # Watch streams until interrupted: let it run for a few snapshots.

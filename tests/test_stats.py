@@ -76,7 +76,7 @@ def test_implausible_enqueue_times_are_counted_and_left_out_of_wait_times(
 
 
 def finished(stub: stats_pb2_grpc.StatsServiceStub, queue: str, window: str = "1m") -> int:
-    total = stub.GetQueue(stats_pb2.GetQueueStatsRequest(queue=queue, window=window), timeout=10).total
+    total = stub.GetQueueStats(stats_pb2.GetQueueStatsRequest(queue=queue, window=window), timeout=10).total
     return total.succeeded + total.failed
 
 
@@ -125,9 +125,9 @@ def test_known_workload_per_queue_dc_node_and_cluster(procs: Processes, stub: tu
     assert within(whole[0].run_time.p50, FAST) and within(whole[0].run_time.p99, SLOW)
     assert whole[0].run_time.mean == pytest.approx((45 * FAST + 20 * SLOW) / 65, rel=0.1)
 
-    by_node = stats.GetQueue(stats_pb2.GetQueueStatsRequest(queue=fast, window="1m", by="node"), timeout=10)
+    by_node = stats.GetQueueStats(stats_pb2.GetQueueStatsRequest(queue=fast, window="1m", by="node"), timeout=10)
     assert [(r.group, r.succeeded) for r in by_node.groups] == [(east.node_id, 40)]
-    node = stats.GetNode(stats_pb2.GetNodeStatsRequest(node_id=west.node_id, window="15m"), timeout=10)
+    node = stats.GetNodeStats(stats_pb2.GetNodeStatsRequest(node_id=west.node_id, window="15m"), timeout=10)
     assert [(r.queue, r.succeeded) for r in node.queues] == [(slow, 20)] and node.total.succeeded == 20
 
     # A range: 10 s points over the last minute add up to the same counts.
@@ -177,8 +177,8 @@ def test_bad_requests_get_precise_statuses(stub: tuple) -> None:
     assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(by="node", window="1h")) == invalid
     assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(by="not a label!")) == invalid
     assert code_of(stats.GetCluster, stats_pb2.GetClusterRequest(by="zone")) == invalid  # no node has it
-    assert code_of(stats.GetQueue, stats_pb2.GetQueueStatsRequest(queue="ghost")) == grpc.StatusCode.NOT_FOUND
-    assert code_of(stats.GetNode, stats_pb2.GetNodeStatsRequest(node_id="ghost")) == grpc.StatusCode.NOT_FOUND
+    assert code_of(stats.GetQueueStats, stats_pb2.GetQueueStatsRequest(queue="ghost")) == grpc.StatusCode.NOT_FOUND
+    assert code_of(stats.GetNodeStats, stats_pb2.GetNodeStatsRequest(node_id="ghost")) == grpc.StatusCode.NOT_FOUND
     assert code_of(stats.QueryRange, stats_pb2.QueryRangeRequest(queue="ghost")) == grpc.StatusCode.NOT_FOUND
     for rng, step in (("1h", "0s"), ("1h", "1x"), ("24h", "1s"), ("1m", "5m"), ("1h", "10s"), ("8d", "1h")):
         request = stats_pb2.QueryRangeRequest(range=rng, step=step)

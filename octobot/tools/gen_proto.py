@@ -1,4 +1,4 @@
-"""Regenerate the committed gRPC stubs in octobot/v1 from proto/octobot/v1.
+"""Regenerate the committed gRPC stubs (octobot/v1, octobot/internal/v1) from proto/.
 
     python -m octobot.tools.gen_proto          # rewrite the stubs
     python -m octobot.tools.gen_proto --check  # exit 1 if they are stale
@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "proto"
-OUT_DIR = ROOT / "octobot" / "v1"
+PACKAGES = ("v1", "internal/v1")  # under octobot/, as under proto/octobot/
 
 
 def generate(out_root: Path) -> list[Path]:
@@ -35,7 +35,8 @@ def generate(out_root: Path) -> list[Path]:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    return sorted((out_root / "octobot" / "v1").glob("*_pb2*.py*"))
+    return sorted(p.relative_to(out_root) for package in PACKAGES
+                  for p in (out_root / "octobot" / package).glob("*_pb2*.py*"))
 
 
 def main() -> int:
@@ -44,17 +45,18 @@ def main() -> int:
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(Path(tmp))
-        stale = [f.name for f in fresh if not (OUT_DIR / f.name).exists() or not filecmp.cmp(f, OUT_DIR / f.name, shallow=False)]
-        extra = {p.name for p in OUT_DIR.glob("*_pb2*.py*")} - {f.name for f in fresh}
+        stale = [f for f in fresh if not (ROOT / f).exists() or not filecmp.cmp(Path(tmp) / f, ROOT / f, shallow=False)]
+        extra = {p.relative_to(ROOT) for package in PACKAGES
+                 for p in (ROOT / "octobot" / package).glob("*_pb2*.py*")} - set(fresh)
         if opts.check:
             for name in stale + sorted(extra):
-                print(f"stale: octobot/v1/{name}")
+                print(f"stale: {name}")
             return 1 if stale or extra else 0
         for name in extra:
-            (OUT_DIR / name).unlink()
+            (ROOT / name).unlink()
         for f in fresh:
-            (OUT_DIR / f.name).write_bytes(f.read_bytes())
-        print(f"wrote {len(fresh)} files to {OUT_DIR.relative_to(ROOT)}")
+            (ROOT / f).write_bytes((Path(tmp) / f).read_bytes())
+        print(f"wrote {len(fresh)} files under octobot/")
     return 0
 
 

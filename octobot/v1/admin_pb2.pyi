@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from octobot.v1 import auth_pb2 as _auth_pb2
 from octobot.v1 import queue_pb2 as _queue_pb2
@@ -104,12 +105,12 @@ class CreateQueueResponse(_message.Message):
     def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., health: _Optional[_Union[QueueHealth, _Mapping]] = ...) -> None: ...
 
 class UpdateQueueRequest(_message.Message):
-    __slots__ = ("queue", "update_paths")
+    __slots__ = ("queue", "update_mask")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
-    UPDATE_PATHS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     queue: _queue_pb2.QueueSpec
-    update_paths: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., update_paths: _Optional[_Iterable[str]] = ...) -> None: ...
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, queue: _Optional[_Union[_queue_pb2.QueueSpec, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class UpdateQueueResponse(_message.Message):
     __slots__ = ("queue", "health")

@@ -28,7 +28,7 @@ from octobot.v1 import queue_pb2 as octobot_dot_v1_dot_queue__pb2
 from octobot.v1 import stats_pb2 as octobot_dot_v1_dot_stats__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15octobot/v1/node.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octobot/v1/auth.proto\x1a\x16octobot/v1/queue.proto\x1a\x16octobot/v1/stats.proto\"\x1e\n\x0bJoinRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\"\n\x0cJoinResponse\x12\x12\n\ncredential\x18\x01 \x01(\t\"\xb7\x01\n\x0bNodeMessage\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.octobot.v1.HelloH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.octobot.v1.HeartbeatH\x00\x12(\n\x05stats\x18\x03 \x01(\x0b\x32\x17.octobot.v1.StatsReportH\x00\x12&\n\x07\x61pplied\x18\x04 \x01(\x0b\x32\x13.octobot.v1.AppliedH\x00\x42\x06\n\x04kind\"J\n\x12\x43oordinatorMessage\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x16.octobot.v1.AssignmentH\x00\x42\x06\n\x04kind\"\xd1\x01\n\x05Hello\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12-\n\x06labels\x18\x03 \x03(\x0b\x32\x1d.octobot.v1.Hello.LabelsEntry\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\r\n\x05tasks\x18\x05 \x03(\t\x12\x1a\n\x12\x61pplied_generation\x18\x06 \x01(\x03\x12\x0b\n\x03pid\x18\x07 \x01(\x05\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\tHeartbeat\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueStatus\x12\x0f\n\x07\x64rained\x18\x02 \x01(\x08\"\x9e\x01\n\x0bQueueStatus\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\x05\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x11\n\tconnected\x18\x04 \x01(\x08\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x13\n\x0bhanded_back\x18\x07 \x01(\x04\x12\x15\n\rmissing_tasks\x18\x08 \x03(\t\"q\n\x0bStatsReport\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08interval\x18\x02 \x01(\x01\x12(\n\x07samples\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueSample\"\x1d\n\x07\x41pplied\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x32\x9c\x01\n\x0bNodeService\x12L\n\x07\x43onnect\x12\x17.octobot.v1.NodeMessage\x1a\x1e.octobot.v1.CoordinatorMessage\"\x04\x80\xce\x18\x04(\x01\x30\x01\x12?\n\x04Join\x12\x17.octobot.v1.JoinRequest\x1a\x18.octobot.v1.JoinResponse\"\x04\x80\xce\x18\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15octobot/v1/node.proto\x12\noctobot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octobot/v1/auth.proto\x1a\x16octobot/v1/queue.proto\x1a\x16octobot/v1/stats.proto\"\x1e\n\x0bJoinRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\"\n\x0cJoinResponse\x12\x12\n\ncredential\x18\x01 \x01(\t\"\xba\x01\n\x0e\x43onnectRequest\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.octobot.v1.HelloH\x00\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x15.octobot.v1.HeartbeatH\x00\x12(\n\x05stats\x18\x03 \x01(\x0b\x32\x17.octobot.v1.StatsReportH\x00\x12&\n\x07\x61pplied\x18\x04 \x01(\x0b\x32\x13.octobot.v1.AppliedH\x00\x42\x06\n\x04kind\"G\n\x0f\x43onnectResponse\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x16.octobot.v1.AssignmentH\x00\x42\x06\n\x04kind\"\xd1\x01\n\x05Hello\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12-\n\x06labels\x18\x03 \x03(\x0b\x32\x1d.octobot.v1.Hello.LabelsEntry\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\r\n\x05tasks\x18\x05 \x03(\t\x12\x1a\n\x12\x61pplied_generation\x18\x06 \x01(\x03\x12\x0b\n\x03pid\x18\x07 \x01(\x05\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\tHeartbeat\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.octobot.v1.QueueStatus\x12\x0f\n\x07\x64rained\x18\x02 \x01(\x08\"\x9e\x01\n\x0bQueueStatus\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\x05\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x11\n\tconnected\x18\x04 \x01(\x08\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x13\n\x0bhanded_back\x18\x07 \x01(\x04\x12\x15\n\rmissing_tasks\x18\x08 \x03(\t\"o\n\x0bStatsReport\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07samples\x18\x03 \x03(\x0b\x32\x17.octobot.v1.QueueSampleJ\x04\x08\x02\x10\x03R\x08interval\"\x1d\n\x07\x41pplied\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x32\x9c\x01\n\x0bNodeService\x12L\n\x07\x43onnect\x12\x1a.octobot.v1.ConnectRequest\x1a\x1b.octobot.v1.ConnectResponse\"\x04\x80\xce\x18\x04(\x01\x30\x01\x12?\n\x04Join\x12\x17.octobot.v1.JoinRequest\x1a\x18.octobot.v1.JoinResponse\"\x04\x80\xce\x18\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,10 +45,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOINREQUEST']._serialized_end=171
   _globals['_JOINRESPONSE']._serialized_start=173
   _globals['_JOINRESPONSE']._serialized_end=207
-  _globals['_NODEMESSAGE']._serialized_start=210
-  _globals['_NODEMESSAGE']._serialized_end=393
-  _globals['_COORDINATORMESSAGE']._serialized_start=395
-  _globals['_COORDINATORMESSAGE']._serialized_end=469
+  _globals['_CONNECTREQUEST']._serialized_start=210
+  _globals['_CONNECTREQUEST']._serialized_end=396
+  _globals['_CONNECTRESPONSE']._serialized_start=398
+  _globals['_CONNECTRESPONSE']._serialized_end=469
   _globals['_HELLO']._serialized_start=472
   _globals['_HELLO']._serialized_end=681
   _globals['_HELLO_LABELSENTRY']._serialized_start=636
@@ -58,9 +58,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUEUESTATUS']._serialized_start=755
   _globals['_QUEUESTATUS']._serialized_end=913
   _globals['_STATSREPORT']._serialized_start=915
-  _globals['_STATSREPORT']._serialized_end=1028
-  _globals['_APPLIED']._serialized_start=1030
-  _globals['_APPLIED']._serialized_end=1059
-  _globals['_NODESERVICE']._serialized_start=1062
-  _globals['_NODESERVICE']._serialized_end=1218
+  _globals['_STATSREPORT']._serialized_end=1026
+  _globals['_APPLIED']._serialized_start=1028
+  _globals['_APPLIED']._serialized_end=1057
+  _globals['_NODESERVICE']._serialized_start=1060
+  _globals['_NODESERVICE']._serialized_end=1216
 # @@protoc_insertion_point(module_scope)

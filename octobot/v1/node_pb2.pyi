@@ -24,7 +24,7 @@ class JoinResponse(_message.Message):
     credential: str
     def __init__(self, credential: _Optional[str] = ...) -> None: ...
 
-class NodeMessage(_message.Message):
+class ConnectRequest(_message.Message):
     __slots__ = ("hello", "heartbeat", "stats", "applied")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
@@ -36,7 +36,7 @@ class NodeMessage(_message.Message):
     applied: Applied
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., stats: _Optional[_Union[StatsReport, _Mapping]] = ..., applied: _Optional[_Union[Applied, _Mapping]] = ...) -> None: ...
 
-class CoordinatorMessage(_message.Message):
+class ConnectResponse(_message.Message):
     __slots__ = ("assignment",)
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     assignment: _queue_pb2.Assignment
@@ -96,14 +96,12 @@ class QueueStatus(_message.Message):
     def __init__(self, queue: _Optional[str] = ..., workers: _Optional[int] = ..., in_flight: _Optional[int] = ..., connected: _Optional[bool] = ..., paused: _Optional[bool] = ..., error: _Optional[str] = ..., handed_back: _Optional[int] = ..., missing_tasks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StatsReport(_message.Message):
-    __slots__ = ("at", "interval", "samples")
+    __slots__ = ("at", "samples")
     AT_FIELD_NUMBER: _ClassVar[int]
-    INTERVAL_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     at: _timestamp_pb2.Timestamp
-    interval: float
     samples: _containers.RepeatedCompositeFieldContainer[_stats_pb2.QueueSample]
-    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interval: _Optional[float] = ..., samples: _Optional[_Iterable[_Union[_stats_pb2.QueueSample, _Mapping]]] = ...) -> None: ...
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., samples: _Optional[_Iterable[_Union[_stats_pb2.QueueSample, _Mapping]]] = ...) -> None: ...
 
 class Applied(_message.Message):
     __slots__ = ("generation",)

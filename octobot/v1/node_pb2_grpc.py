@@ -37,8 +37,8 @@ class NodeServiceStub:
         """
         self.Connect = channel.stream_stream(
                 '/octobot.v1.NodeService/Connect',
-                request_serializer=octobot_dot_v1_dot_node__pb2.NodeMessage.SerializeToString,
-                response_deserializer=octobot_dot_v1_dot_node__pb2.CoordinatorMessage.FromString,
+                request_serializer=octobot_dot_v1_dot_node__pb2.ConnectRequest.SerializeToString,
+                response_deserializer=octobot_dot_v1_dot_node__pb2.ConnectResponse.FromString,
                 _registered_method=True)
         self.Join = channel.unary_unary(
                 '/octobot.v1.NodeService/Join',
@@ -80,8 +80,8 @@ def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Connect': grpc.stream_stream_rpc_method_handler(
                     servicer.Connect,
-                    request_deserializer=octobot_dot_v1_dot_node__pb2.NodeMessage.FromString,
-                    response_serializer=octobot_dot_v1_dot_node__pb2.CoordinatorMessage.SerializeToString,
+                    request_deserializer=octobot_dot_v1_dot_node__pb2.ConnectRequest.FromString,
+                    response_serializer=octobot_dot_v1_dot_node__pb2.ConnectResponse.SerializeToString,
             ),
             'Join': grpc.unary_unary_rpc_method_handler(
                     servicer.Join,
@@ -115,8 +115,8 @@ class NodeService:
             request_iterator,
             target,
             '/octobot.v1.NodeService/Connect',
-            octobot_dot_v1_dot_node__pb2.NodeMessage.SerializeToString,
-            octobot_dot_v1_dot_node__pb2.CoordinatorMessage.FromString,
+            octobot_dot_v1_dot_node__pb2.ConnectRequest.SerializeToString,
+            octobot_dot_v1_dot_node__pb2.ConnectResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,13 +43,13 @@ class StatsServiceStub:
                 request_serializer=octobot_dot_v1_dot_stats__pb2.GetClusterRequest.SerializeToString,
                 response_deserializer=octobot_dot_v1_dot_stats__pb2.GetClusterResponse.FromString,
                 _registered_method=True)
-        self.GetQueue = channel.unary_unary(
-                '/octobot.v1.StatsService/GetQueue',
+        self.GetQueueStats = channel.unary_unary(
+                '/octobot.v1.StatsService/GetQueueStats',
                 request_serializer=octobot_dot_v1_dot_stats__pb2.GetQueueStatsRequest.SerializeToString,
                 response_deserializer=octobot_dot_v1_dot_stats__pb2.GetQueueStatsResponse.FromString,
                 _registered_method=True)
-        self.GetNode = channel.unary_unary(
-                '/octobot.v1.StatsService/GetNode',
+        self.GetNodeStats = channel.unary_unary(
+                '/octobot.v1.StatsService/GetNodeStats',
                 request_serializer=octobot_dot_v1_dot_stats__pb2.GetNodeStatsRequest.SerializeToString,
                 response_deserializer=octobot_dot_v1_dot_stats__pb2.GetNodeStatsResponse.FromString,
                 _registered_method=True)
@@ -79,14 +79,14 @@ class StatsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetQueue(self, request, context):
+    def GetQueueStats(self, request, context):
         """One queue's figures.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetNode(self, request, context):
+    def GetNodeStats(self, request, context):
         """One node's figures, one row per queue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -115,13 +115,13 @@ def add_StatsServiceServicer_to_server(servicer, server):
                     request_deserializer=octobot_dot_v1_dot_stats__pb2.GetClusterRequest.FromString,
                     response_serializer=octobot_dot_v1_dot_stats__pb2.GetClusterResponse.SerializeToString,
             ),
-            'GetQueue': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetQueue,
+            'GetQueueStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueueStats,
                     request_deserializer=octobot_dot_v1_dot_stats__pb2.GetQueueStatsRequest.FromString,
                     response_serializer=octobot_dot_v1_dot_stats__pb2.GetQueueStatsResponse.SerializeToString,
             ),
-            'GetNode': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetNode,
+            'GetNodeStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNodeStats,
                     request_deserializer=octobot_dot_v1_dot_stats__pb2.GetNodeStatsRequest.FromString,
                     response_serializer=octobot_dot_v1_dot_stats__pb2.GetNodeStatsResponse.SerializeToString,
             ),
@@ -178,7 +178,7 @@ class StatsService:
             _registered_method=True)
 
     @staticmethod
-    def GetQueue(request,
+    def GetQueueStats(request,
             target,
             options=(),
             channel_credentials=None,
@@ -191,7 +191,7 @@ class StatsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/octobot.v1.StatsService/GetQueue',
+            '/octobot.v1.StatsService/GetQueueStats',
             octobot_dot_v1_dot_stats__pb2.GetQueueStatsRequest.SerializeToString,
             octobot_dot_v1_dot_stats__pb2.GetQueueStatsResponse.FromString,
             options,
@@ -205,7 +205,7 @@ class StatsService:
             _registered_method=True)
 
     @staticmethod
-    def GetNode(request,
+    def GetNodeStats(request,
             target,
             options=(),
             channel_credentials=None,
@@ -218,7 +218,7 @@ class StatsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/octobot.v1.StatsService/GetNode',
+            '/octobot.v1.StatsService/GetNodeStats',
             octobot_dot_v1_dot_stats__pb2.GetNodeStatsRequest.SerializeToString,
             octobot_dot_v1_dot_stats__pb2.GetNodeStatsResponse.FromString,
             options,
