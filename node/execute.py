@@ -8,7 +8,7 @@ import random
 import time
 import traceback
 
-from octobot import tasks
+from octobot import middleware, tasks
 from octobot.backends import Backend, BrokerUnavailable, Delivery
 from octobot.envelope import BadMessage, Envelope
 from octobot.node.metrics import QueueMetrics
@@ -51,22 +51,32 @@ def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
             _reject(delivery, backend, metrics, f"unknown task {envelope.task!r}")
         return False
 
+    hooks = middleware.installed()
+    task = hooks and middleware.TaskInfo(spec.name, envelope.task, envelope.id, envelope.attempt, envelope.args,
+                                         envelope.kwargs)
     started = time.time()
     try:
+        for hook in hooks:  # inside the try: a hook that raises fails the task
+            hook.before_task(task)  # type: ignore[arg-type]
         with guard:
             fn(*envelope.args, **envelope.kwargs)
     except (Exception, TaskTimeout) as exc:
         metrics.finished(False, envelope.enqueued_at, started, time.time())
         if isinstance(exc, TaskTimeout):
             exc = TaskTimeout(f"ran longer than the queue's task_timeout of {spec.task_timeout:g} s")
-        _failed(delivery, spec, backend, metrics, envelope, exc)
+        retrying = _failed(delivery, spec, backend, metrics, envelope, exc)
+        if hooks:
+            middleware.failed(hooks, task, exc, retrying)  # type: ignore[arg-type]
         return False
     metrics.finished(True, envelope.enqueued_at, started, time.time())
+    if hooks:
+        middleware.after(hooks, task)  # type: ignore[arg-type]
     return True
 
 
 def _failed(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, metrics: QueueMetrics,
-            envelope: Envelope, exc: BaseException) -> None:
+            envelope: Envelope, exc: BaseException) -> bool:
+    """Retry or dead-letter a failed task; True if it runs again."""
     max_retries = spec.max_retries if envelope.max_retries is None else envelope.max_retries
     if envelope.attempt < max_retries:
         delay = retry_delay(spec.retry_backoff, envelope.attempt)
@@ -74,12 +84,13 @@ def _failed(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
                  envelope.task, envelope.id, envelope.attempt + 1, delay, shown(exc))
         if settle(backend, "retry", delivery, envelope.next_attempt().encode(), delay):
             metrics.count(retried=1)
-        return
+        return True
     reason = f"failed after {envelope.attempt + 1} attempt(s): {shown(exc)}"
     log.warning("task %s (%s) dead-lettered on %s: %s", envelope.task, envelope.id, backend.queue, reason,
                 extra=DEAD_LETTER)
     if settle(backend, "dead_letter", delivery, reason, traceback.format_exc()):
         metrics.count(dead_lettered=1)
+    return False
 
 
 def _hand_back(delivery: Delivery, backend: Backend, metrics: QueueMetrics, task: str) -> None:

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 import octobot
-from octobot import queue_specs, rpc, tasks
+from octobot import middleware, queue_specs, rpc, tasks
 from octobot.node import notify
 from octobot.logs import setup_logging
 from octobot.node import config as node_config
@@ -100,6 +100,9 @@ def run_hook(hook: Callable[[], object] | None, what: str) -> None:
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None,
               help="standalone: PEM certificate to serve --metrics-listen over HTTPS (with --tls-key)")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="private key of --tls-cert")
+@click.option("--middleware", "middleware_names", multiple=True,
+              help="module:Class (an octobot.Middleware) or an octobot.middleware entry point, whose hooks run "
+              "around every task; repeatable, applied in order")
 @click.option("--on-start", default=None, help="module:function to call before consuming starts")
 @click.option("--on-stop", default=None, help="module:function to call after the node has drained")
 @click.option("--stats/--no-stats", "record_stats", default=True, show_default=True,
@@ -111,6 +114,7 @@ def run_hook(hook: Callable[[], object] | None, what: str) -> None:
 def main(coordinator: str | None, ca: str | None, client_cert: str | None, client_key: str | None,
          join_token: str | None, insecure: bool, secrets_dirs: tuple[str, ...], secret_env: tuple[str, ...],
          config_path: str | None, labels: tuple[str, ...], task_modules: tuple[str, ...],
+         middleware_names: tuple[str, ...],
          state_dir: str, max_workers: int | None, processes: int, metrics_listen: str | None,
          tls_cert: str | None, tls_key: str | None,
          on_start: str | None, on_stop: str | None, record_stats: bool, drain_timeout: float, interval: float,
@@ -144,6 +148,10 @@ def main(coordinator: str | None, ca: str | None, client_cert: str | None, clien
     except Exception as exc:
         raise click.ClickException(f"cannot import task module: {type(exc).__name__}: {exc}") from None
     start_hook, stop_hook = load_hook(on_start, "--on-start"), load_hook(on_stop, "--on-stop")
+    try:
+        middleware.install(*(middleware.load(name) for name in middleware_names))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--middleware") from None
 
     if (client_cert is None) != (client_key is None):
         raise click.UsageError("give --client-cert and --client-key together")
@@ -171,6 +179,7 @@ def main(coordinator: str | None, ca: str | None, client_cert: str | None, clien
     else:
         agent = ProcessPool(node_id, processes, modules, interval=interval, drain_timeout=drain_timeout,
                             max_workers=max_workers, log_level=log_level, cache=cache, record_stats=record_stats,
+                            middleware_names=list(middleware_names),
                             secret_sources=sources, mail=config.mail if config else None)
     if config is not None and config.mail is not None:
         notify.install(config.mail)  # the dead letters of this process (one process), or of none

@@ -18,7 +18,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from octobot import tasks
+from octobot import middleware, tasks
 from octobot.histogram import Histogram
 from octobot.logs import setup_logging
 from octobot.outcomes import SAMPLE_COUNTS
@@ -95,7 +95,7 @@ def merge_samples(samples: list[stats_pb2.QueueSample], latest: list[stats_pb2.Q
 
 def _child_main(conn: Connection, consumer_name: str, task_modules: list[str], interval: float,
                 drain_timeout: float, max_workers: int | None, log_level: str, record_stats: bool,
-                secret_sources: SecretSources, mail: MailSettings | None) -> None:
+                secret_sources: SecretSources, mail: MailSettings | None, middleware_names: list[str]) -> None:
     """A worker process: apply what the parent sends, report every interval."""
     setup_logging(log_level)
     if mail is not None:
@@ -104,6 +104,7 @@ def _child_main(conn: Connection, consumer_name: str, task_modules: list[str], i
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     tasks.import_modules(task_modules)
+    middleware.install(*(middleware.load(name) for name in middleware_names))  # the parent loaded them once already
     agent = Agent(consumer_name, drain_timeout=drain_timeout, max_workers=max_workers, record_stats=record_stats,
                   secret_sources=secret_sources)
     while not stop.is_set():
@@ -132,9 +133,10 @@ class ProcessPool:
     def __init__(self, node_id: str, count: int, task_modules: list[str], *, interval: float, drain_timeout: float,
                  max_workers: int | None, log_level: str, cache: StateDir | None = None,
                  record_stats: bool = True, secret_sources: SecretSources = SecretSources(),
-                 mail: MailSettings | None = None) -> None:
+                 mail: MailSettings | None = None, middleware_names: list[str] | None = None) -> None:
         self.node_id, self.count, self.cache = node_id, count, cache
-        self._args = (task_modules, interval, drain_timeout, log_level, record_stats, secret_sources, mail)
+        self._args = (task_modules, interval, drain_timeout, log_level, record_stats, secret_sources, mail,
+                      middleware_names or [])
         self._max_workers = max_workers
         self.drain_timeout = drain_timeout
         self._ctx = multiprocessing.get_context("spawn")
@@ -150,11 +152,11 @@ class ProcessPool:
     def _start(self, child: _Child) -> None:
         parent_end, child_end = self._ctx.Pipe()
         budget = None if self._max_workers is None else max(1, share(self._max_workers, child.index, self.count))
-        task_modules, interval, drain_timeout, log_level, record_stats, secret_sources, mail = self._args
+        task_modules, interval, drain_timeout, log_level, record_stats, secret_sources, mail, names = self._args
         child.process = self._ctx.Process(
             target=_child_main, name=f"octobot-worker-{child.index}",
             args=(child_end, f"{self.node_id}/{child.index}", task_modules, interval, drain_timeout,
-                  budget, log_level, record_stats, secret_sources, mail))
+                  budget, log_level, record_stats, secret_sources, mail, names))
         child.process.start()
         child_end.close()
         child.conn = parent_end

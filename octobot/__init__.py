@@ -9,10 +9,11 @@
 """
 
 from octobot.envelope import BadMessage, Envelope
+from octobot.middleware import Middleware, TaskInfo
 from octobot.tasks import task
 
 __version__ = "0.1.0"
-__all__ = ["BadMessage", "Client", "Envelope", "NotConfirmed", "task", "__version__"]
+__all__ = ["BadMessage", "Client", "Envelope", "Middleware", "NotConfirmed", "TaskInfo", "task", "__version__"]
 
 
 def __getattr__(name: str) -> object:

@@ -92,3 +92,19 @@ class Unprintable(Exception):
 def unprintable(key: str) -> None:
     _redis.incr(f"{key}:attempts")
     raise Unprintable()
+
+
+class Counting(octobot.Middleware):
+    """Counts the hooks it saw in Redis, under E2E_MIDDLEWARE_KEY (test_middleware)."""
+
+    def __init__(self) -> None:
+        self.key = os.environ.get("E2E_MIDDLEWARE_KEY", "mw")
+
+    def before_task(self, task: octobot.TaskInfo) -> None:
+        _redis.incr(f"{self.key}:mw:before")
+
+    def after_task(self, task: octobot.TaskInfo) -> None:
+        _redis.incr(f"{self.key}:mw:after")
+
+    def on_failure(self, task: octobot.TaskInfo, exc: BaseException, retrying: bool) -> None:
+        _redis.incr(f"{self.key}:mw:failed")

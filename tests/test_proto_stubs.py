@@ -1,4 +1,4 @@
-"""The committed gRPC stubs in octobot/v1 match what proto/ generates."""
+"""The committed gRPC stubs (octobot/v1, octobot/internal/v1) match what proto/ generates."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ def test_gen_proto_check_passes() -> None:
 
 def test_generated_files_equal_committed(tmp_path: Path) -> None:
     fresh = gen_proto.generate(tmp_path)
-    protos = sorted(p.stem for p in gen_proto.PROTO_DIR.rglob("*.proto"))
+    protos = sorted(p.relative_to(gen_proto.PROTO_DIR).with_suffix("") for p in gen_proto.PROTO_DIR.rglob("*.proto"))
     assert protos, "no .proto files found"
-    # Three files per .proto: messages, their type stubs and the gRPC service stubs.
-    expected = sorted(f"{stem}{suffix}" for stem in protos for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"))
-    assert sorted(f.name for f in fresh) == expected
-    committed = sorted(p.name for p in gen_proto.OUT_DIR.glob("*_pb2*.py*"))
-    assert committed == expected, "octobot/v1 has stubs with no .proto, or lacks some"
+    # Three files per .proto, beside it: messages, their type stubs and the gRPC service stubs.
+    expected = sorted(p.with_name(p.name + suffix) for p in protos for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"))
+    assert fresh == expected
+    committed = sorted(p.relative_to(gen_proto.ROOT) for package in gen_proto.PACKAGES
+                       for p in (gen_proto.ROOT / "octobot" / package).glob("*_pb2*.py*"))
+    assert committed == expected, "octobot/ has stubs with no .proto, or lacks some"
     for f in fresh:
-        assert f.read_bytes() == (gen_proto.OUT_DIR / f.name).read_bytes(), f"octobot/v1/{f.name} is stale"
-
+        assert (tmp_path / f).read_bytes() == (gen_proto.ROOT / f).read_bytes(), f"{f} is stale"
