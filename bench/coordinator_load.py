@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
-from cluster import Coordinator  # noqa: E402
+from support.cluster import Coordinator  # noqa: E402
 from procstat import cpu_seconds, rss_mib  # noqa: E402
 from secure import Secure, admin_token, fetch  # noqa: E402
 

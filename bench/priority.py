@@ -22,8 +22,8 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from brokers import REDIS_URL, cleanup  # noqa: E402
-from cluster import Coordinator, Node, octoctl, wait_until  # noqa: E402
+from support.brokers import REDIS_URL, cleanup  # noqa: E402
+from support.cluster import Coordinator, Node, octoctl, wait_until  # noqa: E402
 
 from octobot.backends import open_backend  # noqa: E402
 

@@ -44,9 +44,9 @@ import grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
-from brokers import cleanup, queue_url  # noqa: E402
+from support.brokers import cleanup, queue_url  # noqa: E402
 from ceiling import DRAIN  # noqa: E402
-from cluster import Coordinator, Node, octoctl, wait_until  # noqa: E402
+from support.cluster import Coordinator, Node, octoctl, wait_until  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
 from secure import Secure, admin_token  # noqa: E402
 

@@ -14,9 +14,10 @@ import redis
 
 from octobot.tools import pki as pki_tool
 
-from cluster import Coordinator, Node, Process, wait_until
+from support.cluster import Coordinator
+from support.processes import Mount, Processes
 
-from brokers import REDIS_URL
+from support.brokers import REDIS_URL
 PG_ADMIN_URL = os.environ.get("OCTOBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -62,29 +63,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
-class Processes:
-    """Starts coordinator and node processes and stops them all at the end."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.started: list[Process] = []
-
-    def coordinator(self, db: str, metrics: bool = False, pki: object = None) -> Coordinator:
-        c = Coordinator(db, self.workdir, metrics=metrics, pki=pki)
-        self.started.append(c)
-        return c
-
-    def restart(self, c: Coordinator) -> Coordinator:
-        c2 = c.restart()
-        self.started.append(c2)
-        return c2
-
-    def node(self, coordinator: str, name: str, labels: list[str], **kwargs: object) -> Node:
-        n = Node(coordinator, self.workdir, name, labels, **kwargs)  # type: ignore[arg-type]
-        self.started.append(n)
-        return n
-
-
 @pytest.fixture
 def procs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Processes]:
     p = Processes(tmp_path)
@@ -98,6 +76,12 @@ def procs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Processes]
 
 
 @pytest.fixture
+def coord(procs: Processes, tmp_path: Path) -> Coordinator:
+    """A loopback coordinator on a SQLite store."""
+    return procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+
+
+@pytest.fixture
 def pki(tmp_path: Path) -> "pki_tool.Pki":
     """A CA, the coordinator's certificate and nodes n1 and n2's."""
     made, _ = pki_tool.write_pki(tmp_path / "pki", nodes=["n1", "n2"])
@@ -108,19 +92,6 @@ def pki(tmp_path: Path) -> "pki_tool.Pki":
 def secure(procs: Processes, tmp_path: Path, pki: "pki_tool.Pki") -> Coordinator:
     """A coordinator with TLS (tokens required), mutual TLS for nodes and HTTPS metrics."""
     return procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}", metrics=True, pki=pki)
-
-
-class Mount:
-    """A small tmpfs of the test's own: remounted read-only to fail writes
-    (being root, a chmod would not stop the test's processes), or filled up."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def remount(self, mode: str) -> None:
-        # A file open for writing makes a read-only remount busy for a moment.
-        wait_until(lambda: subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)]).returncode == 0,
-                   timeout=10, what=f"{self.path} remounted {mode}")
 
 
 @pytest.fixture

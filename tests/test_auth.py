@@ -17,10 +17,10 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from brokers import REDIS_URL
-from cluster import Coordinator, octoctl, wait_until
-from conftest import Processes
-from trust import bootstrap, client, code_of, ctl_env
+from support.brokers import REDIS_URL
+from support.cluster import Coordinator, octoctl, wait_until
+from support.processes import Processes
+from support.trust import bootstrap, client, code_of, ctl_env
 from octobot import rpc
 from octobot.coordinator import auth, tokens
 from octobot.coordinator.auth import ADMIN, NODE, OPERATOR, VIEWER, Auth, Denied, Principal, permits

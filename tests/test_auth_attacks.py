@@ -11,9 +11,9 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from cluster import Coordinator
-from conftest import Processes
-from trust import bootstrap, client, code_of
+from support.cluster import Coordinator
+from support.processes import Processes
+from support.trust import bootstrap, client, code_of
 from octobot import rpc, secrets
 from octobot.coordinator import tokens
 from octobot.tools import pki as pki_tool

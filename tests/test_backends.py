@@ -23,7 +23,7 @@ from octobot.backends.base import UNREADABLE
 from octobot.backends.sqlite import SqliteBackend
 from octobot.envelope import Envelope
 
-from brokers import REDIS_URL, cleanup, queue_url
+from support.brokers import REDIS_URL, cleanup, queue_url
 
 
 def _redis_up() -> bool:

@@ -10,9 +10,9 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 import octobot
-from brokers import REDIS_URL
-from cluster import octoctl_json, octoctl, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL
+from support.cluster import octoctl_json, octoctl, wait_until
+from support.processes import Processes
 
 
 def backlog_rows(target: str) -> dict[str, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,17 +16,11 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from brokers import REDIS_URL
-from cluster import Coordinator, octoctl, octoctl_json
-from conftest import Processes
+from support.brokers import REDIS_URL, free_port
+from support.cluster import Coordinator, octoctl, octoctl_json, one_error_line
 import octobot
 from octobot import rpc
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2, stats_pb2, stats_pb2_grpc
-
-
-@pytest.fixture
-def coord(procs: Processes, tmp_path: Path) -> Coordinator:
-    return procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
 
 
 @pytest.fixture
@@ -41,27 +34,11 @@ def add_sqlite_queue(target: str, name: str, tmp_path: Path) -> None:
     octoctl(target, "queue", "add", name, "--backend", "sqlite", "--url", f"sqlite:///{tmp_path / 'queues.db'}")
 
 
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The single 'error: ...' line octoctl must print on failure, and nothing else."""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:"), result.stderr
-    assert result.stdout == ""
-    return lines[0]
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # -- octoctl ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [["queue", "list"], ["queue", "show", "x"], ["enqueue", "x", "t"], ["stats"]])
 def test_unreachable_coordinator_exits_3(args: list[str]) -> None:
-    port = closed_port()
+    port = free_port()
     result = octoctl(f"127.0.0.1:{port}", *args, check=False)
     assert result.returncode == 3
     line = one_error_line(result)

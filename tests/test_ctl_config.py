@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from brokers import REDIS_URL
-from cluster import Coordinator, wait_until
 from octobot.ctl import config
 from octobot.ctl.config import Config, ConfigError, Settings
-from test_cli import closed_port, coord, one_error_line  # noqa: F401 (coord: a loopback coordinator, SQLite)
+from support.brokers import REDIS_URL, free_port
+from support.cluster import Coordinator, one_error_line, wait_until
 
 DEFAULT = Settings(("127.0.0.1:7400",), None, None, None, False)
 
@@ -234,7 +233,7 @@ def test_bad_credentials_and_flags_exit_2_before_any_call(cfg: Path, args: list[
 # -- against a coordinator ------------------------------------------------------
 
 def test_a_context_reaches_the_first_address_that_answers(cfg: Path, coord: Coordinator) -> None:
-    dead = f"127.0.0.1:{closed_port()}"
+    dead = f"127.0.0.1:{free_port()}"
     ok(cfg, "config", "set-context", "local", "--coordinator", f"{dead},{coord.target}")
     ok(cfg, "config", "set-context", "gone", "--coordinator", dead, "--coordinator", dead)
     ok(cfg, "config", "use-context", "local")
@@ -247,7 +246,7 @@ def test_a_context_reaches_the_first_address_that_answers(cfg: Path, coord: Coor
 
 
 def test_flag_beats_environment_beats_context(cfg: Path, coord: Coordinator) -> None:
-    dead = f"127.0.0.1:{closed_port()}"
+    dead = f"127.0.0.1:{free_port()}"
     ok(cfg, "config", "set-context", "local", "--coordinator", coord.target)
     ok(cfg, "config", "use-context", "local")
     result = ctl(cfg, "queue", "list", env={"OCTOBOT_COORDINATOR": dead})

@@ -12,9 +12,9 @@ import pytest
 import redis
 
 import octobot
-from brokers import BACKENDS, REDIS_URL, cleanup, queue_url
-from cluster import octoctl, octoctl_json, wait_until
-from conftest import Processes
+from support.brokers import BACKENDS, REDIS_URL, cleanup, queue_url
+from support.cluster import octoctl, octoctl_json, wait_until
+from support.processes import Processes
 from octobot.backends import open_backend
 from octobot.v1 import admin_pb2, admin_pb2_grpc
 

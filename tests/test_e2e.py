@@ -11,29 +11,9 @@ from pathlib import Path
 import redis
 
 import octobot
-from cluster import octoctl, octoctl_json, wait_until
-from brokers import REDIS_URL
-from conftest import Processes
-
-
-def node_info(target: str, node_id: str) -> dict:
-    return octoctl_json(target, "node", "show", node_id)
-
-
-def queue_status(target: str, node_id: str, queue: str) -> dict | None:
-    return next((q for q in node_info(target, node_id).get("queues", []) if q["queue"] == queue), None)
-
-
-def all_up(target: str, count: int) -> bool:
-    nodes = octoctl_json(target, "node", "list")
-    return len(nodes) == count and all(n["state"] == "NODE_STATE_UP" for n in nodes)
-
-
-def write_envelopes(path: Path, key: str, items: range, sleep: float = 0.0) -> Path:
-    with path.open("w") as f:
-        for i in items:
-            f.write(json.dumps({"task": "e2e.record", "args": [key, i, sleep]}) + "\n")
-    return path
+from support.cluster import all_up, node_info, octoctl, octoctl_json, queue_status, wait_until, write_envelopes
+from support.brokers import REDIS_URL
+from support.processes import Processes
 
 
 def test_selector_resize_and_remove(procs: Processes, store_url: str, key: str, redis_client: redis.Redis,

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from brokers import BACKENDS, PrivateBroker, cleanup, queue_url, restart_rabbitmq
-from cluster import octoctl, wait_until
-from conftest import Processes
+from support.brokers import BACKENDS, PrivateBroker, cleanup, queue_url, restart_rabbitmq
+from support.cluster import octoctl, wait_until
+from support.processes import Processes
 from octobot.backends import open_backend
 
 TASKS = 2000

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from cluster import Coordinator, wait_until
+from support.cluster import Coordinator, wait_until
 from octobot import queue_specs
 from octobot.coordinator import limits
 from octobot.histogram import Histogram

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import octobot
-from cluster import octoctl, wait_until
-from conftest import Processes
+from support.cluster import octoctl, wait_until
+from support.processes import Processes
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from brokers import REDIS_URL, cleanup
-from cluster import Coordinator, Process, octoctl, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL, cleanup
+from support.cluster import Coordinator, Process, octoctl, wait_until
+from support.processes import Processes
 from octobot.backends.sqlite import SqliteBackend
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 

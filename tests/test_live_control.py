@@ -13,12 +13,12 @@ import grpc
 import pytest
 import redis
 
-from brokers import REDIS_URL
-from cluster import Coordinator, Node, octoctl, octoctl_json, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL
+from support.cluster import Coordinator, Node, octoctl, octoctl_json, wait_until
+from support.processes import Processes
 from octobot import rpc
 from octobot.v1 import admin_pb2, admin_pb2_grpc
-from test_e2e import all_up, node_info, queue_status, write_envelopes
+from support.cluster import all_up, node_info, queue_status, write_envelopes
 
 
 def queues_on(target: str, node_id: str) -> list[str]:

@@ -14,9 +14,9 @@ import pytest
 import redis
 
 import octobot
-from brokers import REDIS_URL
-from cluster import octoctl, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL
+from support.cluster import octoctl, wait_until
+from support.processes import Processes
 from octobot import middleware
 from octobot.backends.memory import MemoryBackend
 from octobot.envelope import Envelope

@@ -11,9 +11,9 @@ import pytest
 import redis
 
 import octobot
-from brokers import REDIS_URL, cleanup
-from cluster import octoctl, octoctl_json, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL, cleanup
+from support.cluster import octoctl, octoctl_json, wait_until
+from support.processes import Processes
 from octobot.ctl.brokers import parse_urls
 
 US, EU, EU_NEW = (REDIS_URL.rsplit("/", 1)[0] + f"/{db}" for db in (1, 2, 3))

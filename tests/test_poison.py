@@ -10,9 +10,9 @@ from pathlib import Path
 
 import redis
 
-from brokers import AMQP_URL, cleanup
-from cluster import octoctl, octoctl_json, wait_until
-from conftest import Processes
+from support.brokers import AMQP_URL, cleanup
+from support.cluster import octoctl, octoctl_json, wait_until
+from support.processes import Processes
 from octobot.backends import open_backend
 from octobot.envelope import Envelope
 from octobot.node.execute import MAX_BACKOFF, retry_delay, settle_after_error

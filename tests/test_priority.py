@@ -10,9 +10,9 @@ from pathlib import Path
 
 import redis
 
-from brokers import REDIS_URL
-from cluster import octoctl, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL
+from support.cluster import octoctl, wait_until
+from support.processes import Processes
 from octobot.backends import open_backend
 
 SCENARIOS = {"a": (8, 2), "b": (5, 5), "c": (1, 10)}

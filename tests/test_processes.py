@@ -11,9 +11,9 @@ from pathlib import Path
 
 import redis
 
-from brokers import REDIS_URL
-from cluster import octoctl, octoctl_json, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL
+from support.cluster import octoctl, octoctl_json, wait_until
+from support.processes import Processes
 from octobot.backends import open_backend
 
 

@@ -20,7 +20,7 @@ import octobot
 from octobot.backends import open_backend
 from octobot.envelope import Envelope
 from octobot.outbox import MAX_BATCH, NotConfirmed, Outbox, _Pending, chunks
-from brokers import AMQP_URL, SERVER_URLS, PrivateBroker, cleanup, free_port
+from support.brokers import AMQP_URL, SERVER_URLS, PrivateBroker, cleanup, free_port
 
 
 def _pending(queue: str, n: int) -> _Pending:

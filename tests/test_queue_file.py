@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from brokers import REDIS_URL
+from support.brokers import REDIS_URL
 from octobot import queue_file, queue_specs
 from octobot.node import config as node_config
 from octobot.v1 import queue_pb2

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from brokers import REDIS_URL
-from cluster import octoctl, octoctl_json, wait_until
-from conftest import Processes
-from test_e2e import all_up
+from support.brokers import REDIS_URL
+from support.cluster import octoctl, octoctl_json, wait_until
+from support.processes import Processes
+from support.cluster import all_up
 
 
 def free_port() -> int:

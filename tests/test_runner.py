@@ -9,9 +9,9 @@ from pathlib import Path
 
 import redis
 
-from brokers import REDIS_URL
-from cluster import octoctl, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL
+from support.cluster import octoctl, wait_until
+from support.processes import Processes
 
 
 def test_quick_tasks_do_not_wait_behind_a_slow_one(procs: Processes, tmp_path: Path, key: str,

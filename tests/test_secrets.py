@@ -19,8 +19,8 @@ import redis
 from sqlalchemy import select
 
 import octobot
-from cluster import octoctl, octoctl_json, wait_until
-from conftest import Processes
+from support.cluster import octoctl, octoctl_json, wait_until
+from support.processes import Processes
 from octobot import backends, queue_file, queue_specs
 from octobot.coordinator.models import AuditRow
 from octobot.coordinator.store import Store

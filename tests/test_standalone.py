@@ -14,9 +14,9 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 import octobot
-from brokers import REDIS_URL, free_port
-from cluster import TESTS, Node, octoctl, octoctl_json, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL, free_port
+from support.cluster import TESTS, Node, octoctl, octoctl_json, wait_until
+from support.processes import Processes
 from octobot.node import config as node_config
 
 

@@ -11,23 +11,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from brokers import REDIS_URL
-from cluster import octoctl, octoctl_json, wait_until
-from conftest import Mount, Processes
+from support.brokers import REDIS_URL
+from support.cluster import cached, octoctl, octoctl_json, wait_until
+from support.processes import Mount, Processes
 from octobot.node.state import StateDir
-from octobot.v1 import queue_pb2
-from test_e2e import all_up, queue_status, write_envelopes
+from support.cluster import all_up, queue_status, write_envelopes
 
 
 @pytest.fixture
 def state_mount(tmpfs: Callable[[str, str], Mount]) -> Mount:
     """tmp_path/node-a (node a's state dir) on its own tmpfs."""
     return tmpfs("node-a", "4m")
-
-
-def cached(state_dir: Path) -> queue_pb2.Assignment | None:
-    file = state_dir / "assignment.pb"
-    return queue_pb2.Assignment.FromString(file.read_bytes()) if file.exists() else None
 
 
 def cached_concurrency(state_dir: Path) -> int | None:

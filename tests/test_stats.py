@@ -20,8 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import octobot
-from cluster import Coordinator, octoctl, octoctl_json, wait_until
-from conftest import Processes
+from support.cluster import Coordinator, octoctl, octoctl_json, wait_until
+from support.processes import Processes
 from octobot import rpc
 from octobot.v1 import stats_pb2, stats_pb2_grpc
 

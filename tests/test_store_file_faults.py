@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from brokers import REDIS_URL
-from cluster import Coordinator, Process, octoctl, wait_until
-from conftest import Mount, Processes
+from support.brokers import REDIS_URL
+from support.cluster import Coordinator, Process, octoctl, wait_until
+from support.processes import Mount, Processes
 from octobot.coordinator.auth import RELOAD_EVERY
 from octobot.coordinator.store import Store
 

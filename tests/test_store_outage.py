@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from brokers import REDIS_URL
-from cluster import octoctl, wait_until
-from conftest import Processes
+from support.brokers import REDIS_URL
+from support.cluster import octoctl, wait_until
+from support.processes import Processes
 
 
 class Relay:

@@ -12,11 +12,11 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 import octobot
-from brokers import REDIS_URL
-from cluster import octoctl, octoctl_json, wait_until
-from conftest import Processes
-from test_e2e import all_up
-from test_state_dir_faults import cached
+from support.brokers import REDIS_URL
+from support.cluster import octoctl, octoctl_json, wait_until
+from support.processes import Processes
+from support.cluster import all_up
+from support.cluster import cached
 
 
 def served(state_dir: Path, queue: str) -> list[str]:

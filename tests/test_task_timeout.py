@@ -11,8 +11,8 @@ from pathlib import Path
 import redis
 
 import octobot
-from cluster import octoctl, octoctl_json, wait_until
-from conftest import Processes
+from support.cluster import octoctl, octoctl_json, wait_until
+from support.processes import Processes
 
 
 def test_overdue_task_is_interrupted_retried_and_dead_lettered(procs: Processes, tmp_path: Path, key: str,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from brokers import free_port
-from cluster import Node, wait_until
+from support.brokers import free_port
+from support.cluster import Node, wait_until
 from octobot import http_pages, rpc
 from octobot.http_pages import serve_pages
 from octobot.tools.pki import Pki, write_pki

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import octobot
-from brokers import free_port
+from support.brokers import free_port
 from octobot.ctl.main import cli
 
 

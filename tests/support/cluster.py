@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TESTS = Path(__file__).resolve().parent
+from octobot.v1 import queue_pb2
+
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
@@ -125,3 +127,40 @@ def octoctl(target: str, *args: str, check: bool = True, input: str | None = Non
 
 def octoctl_json(target: str, *args: str) -> Any:
     return json.loads(octoctl(target, *args, "-o", "json").stdout)
+
+
+# -- what a test asks of a running cluster --------------------------------------
+
+def node_info(target: str, node_id: str) -> dict:
+    return octoctl_json(target, "node", "show", node_id)
+
+
+def queue_status(target: str, node_id: str, queue: str) -> dict | None:
+    return next((q for q in node_info(target, node_id).get("queues", []) if q["queue"] == queue), None)
+
+
+def all_up(target: str, count: int) -> bool:
+    nodes = octoctl_json(target, "node", "list")
+    return len(nodes) == count and all(n["state"] == "NODE_STATE_UP" for n in nodes)
+
+
+def write_envelopes(path: Path, key: str, items: range, sleep: float = 0.0) -> Path:
+    with path.open("w") as f:
+        for i in items:
+            f.write(json.dumps({"task": "e2e.record", "args": [key, i, sleep]}) + "\n")
+    return path
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single 'error: ...' line octoctl must print on failure, and nothing else."""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:"), result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+def cached(state_dir: Path) -> queue_pb2.Assignment | None:
+    file = state_dir / "assignment.pb"
+    return queue_pb2.Assignment.FromString(file.read_bytes()) if file.exists() else None

@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from cluster import Coordinator
+from support.cluster import Coordinator
 from octobot import rpc
 from octobot.tools import pki as pki_tool
 
