@@ -21,7 +21,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from octobot.backends import Backend, BrokerUnavailable, Delivery, amqp
+from octobot.backends import Backend, BrokerUnavailable, Delivery, amqp_links
 from octobot.backends.amqp import AmqpBackend, delay_bucket, queue_arguments
 from octobot.backends.base import UNREADABLE
 
@@ -92,7 +92,7 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def consumer_of(backend: AmqpBackend) -> amqp._Consumer:
+def consumer_of(backend: AmqpBackend) -> amqp_links.Consumer:
     consumer = backend._consumers.current()
     assert consumer is not None
     return consumer
@@ -153,8 +153,8 @@ def test_urls() -> None:
 
 
 def test_heartbeat_defaults_to_30s_unless_the_url_sets_it() -> None:
-    assert amqp._parameters(URL, "n").heartbeat == 30
-    assert amqp._parameters(URL + "?heartbeat=5", "n").heartbeat == 5
+    assert amqp_links.parameters(URL, "n").heartbeat == 30
+    assert amqp_links.parameters(URL + "?heartbeat=5", "n").heartbeat == 5
 
 
 # -- prefetch ---------------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_lower_prefetch_gives_the_buffer_back(rabbit: Rabbit) -> None:
 
 
 def test_unfetched_buffer_goes_back_when_nobody_fetches(rabbit: Rabbit, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(amqp, "IDLE_GIVE_BACK", 0.2)
+    monkeypatch.setattr(amqp_links, "IDLE_GIVE_BACK", 0.2)
     q = rabbit.open(prefetch=5)
     q.publish([b"first"])
     q.ack(q.fetch(5, 1.0))
