@@ -45,18 +45,14 @@ import itertools
 import logging
 import math
 import re
-import select
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
-import greenstalk
-
+from octobot.backends.beanstalk_protocol import BURST, MAX_WAIT, BeanstalkError, Reply, Slot, connect
 from octobot.backends.base import Backend, BrokerUnavailable, DeadLetter, Delivery, Option, decode_dead, encode_dead
 
 log = logging.getLogger("octobot.backends.beanstalk")
@@ -66,15 +62,6 @@ DEFAULT_PORT = 11300
 PRIORITY = 0
 #: TTR of dead-letter records: only admin commands reserve them, for moments.
 DEAD_TTR = 60
-CONNECT_TIMEOUT = 2.0
-#: Longest wait for a job inside beanstalkd, in whole seconds (its unit).
-MAX_WAIT = 5
-#: Every other command is answered at once, so a reply this late means the
-#: server or the network is gone.
-SOCKET_TIMEOUT = MAX_WAIT + 5.0
-#: Most commands written before reading their replies: beanstalkd stops
-#: reading while its replies wait unread, so an unbounded burst could block both ends.
-BURST = 500
 #: Fewest jobs worth a socket round trip of their own when a fetch is shared
 #: out: a smaller fetch reserves all on one socket, the next fetch on the next.
 SHARE = 8
@@ -84,151 +71,10 @@ SHARE = 8
 BURIED_BATCH = 100
 
 _RESERVE = b"reserve-with-timeout 0"
-_NOTHING_READY = (b"TIMED_OUT", b"DEADLINE_SOON", b"NOT_FOUND")
 # Replies that mean "the server cannot take work now", not a bug of ours.
 _BUSY = (b"DRAINING", b"OUT_OF_MEMORY", b"INTERNAL_ERROR")
-_WITH_BODY = (b"RESERVED", b"FOUND", b"OK")
 _TUBE_NAME = re.compile(r"[A-Za-z0-9+/;.$_()][A-Za-z0-9+/;.$_()-]*")
 _MAX_TUBE_NAME = 200
-
-
-class BeanstalkError(RuntimeError):
-    """beanstalkd refused a command for a reason other than connectivity."""
-
-
-class _Reply(NamedTuple):
-    status: bytes
-    values: list[bytes]
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class _Receipt:
-    """A reserved job and the socket that reserved it: only that socket may settle it."""
-
-    slot: int
-    generation: int
-    job: int
-
-
-class _Client(greenstalk.Client[bytes]):
-    """greenstalk's client plus pipelining: many commands in one write, replies read in order."""
-
-    def pipeline(self, commands: Sequence[bytes]) -> list[_Reply]:
-        replies: list[_Reply] = []
-        for start in range(0, len(commands), BURST):
-            burst = commands[start:start + BURST]
-            self._sock.sendall(b"".join(command + b"\r\n" for command in burst))
-            replies += [self._reply() for _ in burst]
-        return replies
-
-    def closed_by_server(self) -> bool:
-        """beanstalkd never speaks unasked: an idle socket with something to
-        read was closed by the server (restart, kill) or is out of step."""
-        return bool(select.select([self._sock], [], [], 0)[0])
-
-    def _reply(self) -> _Reply:
-        line = self._reader.readline()
-        status, *values = line.split() or [b""]
-        if not line.endswith(b"\r\n") or not status:
-            raise ConnectionError("connection closed by beanstalkd")
-        if status not in _WITH_BODY:
-            return _Reply(status, values, b"")
-        size = int(values[-1])
-        data = self._reader.read(size + 2)
-        if len(data) != size + 2:
-            raise ConnectionError("connection closed by beanstalkd in the middle of a reply")
-        return _Reply(status, values, data[:-2])
-
-
-def _connect(address: tuple[str, int], tube: str) -> _Client:
-    """A socket that uses and watches only ``tube``."""
-    sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
-    try:
-        sock.settimeout(SOCKET_TIMEOUT)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        return _Client(sock, encoding=None, use=tube, watch=tube)
-    except BaseException:
-        sock.close()
-        raise
-
-
-class _Slot:
-    """One socket to beanstalkd, shared by threads under its lock.
-
-    ``generation`` changes whenever the socket is dropped: beanstalkd
-    released the jobs reserved on it, so receipts naming an old generation are
-    void (after a restart without binlog their ids may even name other jobs).
-    """
-
-    def __init__(self, index: int, connect: Callable[[], _Client], where: str) -> None:
-        self.index = index
-        self.generation = 0
-        self._connect = connect
-        self._where = where
-        self._client: _Client | None = None
-        self._lock = threading.Lock()
-
-    def send(self, commands: Sequence[bytes]) -> list[_Reply]:
-        with self._lock:
-            return self._send(commands)
-
-    def send_if_free(self, commands: Sequence[bytes]) -> list[_Reply] | None:
-        """``send`` unless another thread is using the socket (then None)."""
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            return self._send(commands)
-        finally:
-            self._lock.release()
-
-    def send_owned(self, generation: int, commands: Sequence[bytes]) -> list[_Reply] | None:
-        """``send`` for commands on jobs reserved by this socket in ``generation``;
-        None if the socket was dropped since, which released those jobs."""
-        with self._lock:
-            self._drop_if_closed()
-            if generation != self.generation:
-                return None
-            return self._send(commands)
-
-    def reserve(self, commands: Sequence[bytes]) -> list[Delivery]:
-        """Run reserve commands; the jobs they got, with receipts naming this socket."""
-        with self._lock:
-            replies = self._send(commands)
-            generation = self.generation
-        for reply in replies:
-            if reply.status != b"RESERVED" and reply.status not in _NOTHING_READY:
-                raise BeanstalkError(f"beanstalk {self._where} answered {reply.status.decode()} to a reserve")
-        return [Delivery(body=r.body, receipt=_Receipt(self.index, generation, int(r.values[0])))
-                for r in replies if r.status == b"RESERVED"]
-
-    def drop(self) -> None:
-        with self._lock:
-            self._drop()
-
-    def _send(self, commands: Sequence[bytes]) -> list[_Reply]:
-        try:
-            self._drop_if_closed()
-            if self._client is None:
-                self._client = self._connect()
-            return self._client.pipeline(commands)
-        except OSError as exc:  # refused, reset, timed out, closed
-            self._drop()
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise BrokerUnavailable(f"beanstalk {self._where} unreachable: {reason}") from exc
-
-    def _drop_if_closed(self) -> None:
-        # Found before use, a socket the server closed (restart, kill) is
-        # replaced quietly instead of failing this call.
-        if self._client is not None and self._client.closed_by_server():
-            self._drop()
-
-    def _drop(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-            self.generation += 1
 
 
 def _address(url: str) -> tuple[str, int]:
@@ -277,7 +123,7 @@ def _put(body: bytes, ttr: int, delay: int = 0) -> bytes:
     return b"put %d %d %d %d\r\n%b" % (PRIORITY, delay, ttr, len(body), body)
 
 
-def _stats(reply: _Reply) -> dict[str, str]:
+def _stats(reply: Reply) -> dict[str, str]:
     """The YAML mapping of a stats reply (``---`` then ``key: value`` lines); empty if NOT_FOUND."""
     if reply.status != b"OK":
         return {}
@@ -319,12 +165,12 @@ class BeanstalkBackend(Backend):
         self._tube = self.queue.encode()
         self._dead_tube = f"{self.queue}.dead".encode()
         self._ttr = max(1, math.ceil(self.visibility_timeout))
-        self._slots = [_Slot(i, partial(_connect, (host, port), self.queue), self._where)
+        self._slots = [Slot(i, partial(connect, (host, port), self.queue), self._where)
                        for i in range(_connections(self.options))]
         # Waits for jobs when the tube is empty; see _wait.
-        self._bell = _Slot(-1, partial(_connect, (host, port), self.queue), self._where)
+        self._bell = Slot(-1, partial(connect, (host, port), self.queue), self._where)
         # Dead-letter admin reserves from <q>.dead, so it needs a socket watching only that.
-        self._admin = _Slot(-2, partial(_connect, (host, port), f"{self.queue}.dead"), self._where)
+        self._admin = Slot(-2, partial(connect, (host, port), f"{self.queue}.dead"), self._where)
         # Held through a whole dead-letter cycle, which spans many commands.
         self._admin_lock = threading.Lock()
         self._turn = itertools.count()
@@ -333,10 +179,10 @@ class BeanstalkBackend(Backend):
     def normalize_url(cls, url: str) -> str:
         return "beanstalk://" + _host_port(*_address(super().normalize_url(url)))
 
-    def _next_slot(self) -> _Slot:
+    def _next_slot(self) -> Slot:
         return self._slots[next(self._turn) % len(self._slots)]
 
-    def _expect(self, replies: Sequence[_Reply], status: bytes, command: str) -> None:
+    def _expect(self, replies: Sequence[Reply], status: bytes, command: str) -> None:
         for reply in replies:
             if reply.status == status:
                 continue
