@@ -15,7 +15,7 @@ from octobot.coordinator.backlog import endpoint_specs
 from octobot.coordinator.brokers import Brokers
 from octobot.coordinator.errors import rpc_errors
 from octobot.coordinator.planner import runs_on
-from octobot.coordinator.store import FailedPrecondition, NodeRecord
+from octobot.coordinator.records import FailedPrecondition, NodeRecord
 from octobot.envelope import BadMessage, Envelope
 from octobot.secrets import Located, keep_stored_secret, redact_spec, redact_url, refuse_redacted
 from octobot.v1 import admin_pb2, admin_pb2_grpc, queue_pb2

@@ -15,9 +15,9 @@ from typing import TypeVar
 from octobot.coordinator.auth import Auth
 from octobot.coordinator.backlog import Backlogs
 from octobot.coordinator.limits import NodeLimits
-from octobot.coordinator.report_intake import ReportIntake
+from octobot.coordinator.stats.report_intake import ReportIntake
 from octobot.coordinator.sessions import Liveness, NodeSession, Sessions
-from octobot.coordinator.stats import GRACE, ClusterStats
+from octobot.coordinator.stats.cluster import GRACE, ClusterStats
 from octobot.coordinator.store import Store, StoreDown, outage
 
 log = logging.getLogger("octobot.coordinator")

@@ -21,7 +21,7 @@ from typing import TypeVar
 from octobot import backends
 from octobot.backends import Backend, BrokerUnavailable
 from octobot.queue_specs import Binding, binding
-from octobot.coordinator.store import FailedPrecondition
+from octobot.coordinator.records import FailedPrecondition
 from octobot.secrets import has_references, redact_url, remember_url
 from octobot.v1 import queue_pb2
 

@@ -14,7 +14,8 @@ import grpc
 from octobot import rpc
 from octobot.backends import BrokerUnavailable
 from octobot.coordinator.auth import Denied
-from octobot.coordinator.store import AlreadyExists, FailedPrecondition, NotFound, StoreDown, StoreFull, TooMany
+from octobot.coordinator.records import AlreadyExists, FailedPrecondition, NotFound, TooMany
+from octobot.coordinator.store import StoreDown, StoreFull
 from octobot.secrets import redact_text
 
 log = logging.getLogger("octobot.coordinator")

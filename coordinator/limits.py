@@ -1,7 +1,7 @@
 """Bounds on what callers send, so that even an authenticated node cannot
 poison the cluster: a Hello must fit the store's columns
 (coordinator/models.py), a stats report must stay within the bounds here
-(report_checks.py checks them) before it is merged with every other node's
+(stats/report_checks.py checks them) before it is merged with every other node's
 samples, and each node's reports are rate limited.
 
 The validators are pure and raise ValueError with a one-line message;
@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from octobot.coordinator.stats_series import RETENTION
+from octobot.coordinator.stats.series import RETENTION
 from octobot.histogram import Histogram
 from octobot.node.metrics import MAX_MISSING_TASKS
 from octobot.node.stats_buffer import CAPACITY

@@ -27,9 +27,10 @@ from octobot.coordinator.errors import MalformedRequests
 from octobot.coordinator.node_service import NodeService
 from octobot.coordinator.prometheus import serve_metrics
 from octobot.coordinator.sessions import Liveness
-from octobot.coordinator.stats_series import RETENTION
+from octobot.coordinator.stats.series import RETENTION
 from octobot.coordinator.stats_service import StatsService
-from octobot.coordinator.store import AlreadyExists, Store
+from octobot.coordinator.records import AlreadyExists
+from octobot.coordinator.store import Store
 from octobot.coordinator.token_service import TokenService
 from octobot.coordinator import tokens
 from octobot.durations import parse_duration

@@ -13,9 +13,9 @@ from octobot.coordinator import limits, tokens
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.auth import NODE, Denied
 from octobot.coordinator.errors import rpc_errors
-from octobot.coordinator.report_intake import admitted
+from octobot.coordinator.stats.report_intake import admitted
 from octobot.coordinator.sessions import NodeSession
-from octobot.coordinator.store import FailedPrecondition, NodeRecord, TooMany
+from octobot.coordinator.records import FailedPrecondition, NodeRecord, TooMany
 from octobot.v1 import node_pb2, node_pb2_grpc
 
 log = logging.getLogger("octobot.coordinator.nodes")

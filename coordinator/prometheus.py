@@ -20,7 +20,7 @@ from http.server import ThreadingHTTPServer
 
 
 from octobot.coordinator.app import Coordinator
-from octobot.coordinator.stats import PROMETHEUS_DIM
+from octobot.coordinator.stats.cluster import PROMETHEUS_DIM
 from octobot.histogram import Histogram
 from octobot.outcomes import (IMPLAUSIBLE, IMPLAUSIBLE_HELP, LATENCY_HELP, LATENCY_METRICS, OUTCOMES, PROMETHEUS_BOUNDS,
                               SAMPLE_COUNTS)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from octobot.coordinator.planner import Placeable, plan, same_work, served_tasks
 from octobot.coordinator.queue_health import health
-from octobot.coordinator.store import NodeRecord
+from octobot.coordinator.records import NodeRecord
 from octobot.v1 import admin_pb2, node_pb2, queue_pb2
 
 

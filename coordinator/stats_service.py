@@ -16,9 +16,9 @@ import grpc
 from octobot.coordinator import limits
 from octobot.coordinator.app import Coordinator
 from octobot.coordinator.errors import details, rpc_errors
-from octobot.coordinator.stats import NODE, GaugeTotal, Key
-from octobot.coordinator.stats_bucket import Bucket, merged, percentiles
-from octobot.coordinator.stats_series import RETENTION
+from octobot.coordinator.stats.cluster import NODE, GaugeTotal, Key
+from octobot.coordinator.stats.bucket import Bucket, merged, percentiles
+from octobot.coordinator.stats.series import RETENTION
 from octobot.durations import parse_duration
 from octobot.v1 import stats_pb2, stats_pb2_grpc
 
@@ -26,7 +26,7 @@ from octobot.v1 import stats_pb2, stats_pb2_grpc
 Rows = tuple[dict[Key, Bucket], float]
 Memo = dict[tuple[str, int, str | None], Rows]
 
-log = logging.getLogger("octobot.coordinator.stats")
+log = logging.getLogger("octobot.coordinator.stats.cluster")
 Ctx = grpc.aio.ServicerContext
 
 MAX_POINTS = 1500

@@ -15,7 +15,6 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from octobot import queue_specs
 from octobot.coordinator.models import AuditRow, BrokerRow, CounterRow, NodeRow, QueueRow, StatsMinuteRow, TokenRow
 from octobot.coordinator.planner import Placeable, runs_on
+from octobot.coordinator.records import AlreadyExists, FailedPrecondition, NodeRecord, NotFound, StatsMinute, TooMany
 from octobot.coordinator.tokens import MAX_TOKENS, ROLE_NAMES, ROLES_BY_NAME, TokenRecord
-from octobot.coordinator.bucket_sums import sum_buckets
+from octobot.coordinator.stats.bucket_sums import sum_buckets
 from octobot.histogram import DEFAULT_ACCURACY
 from octobot.outcomes import OUTCOMES
 from octobot.secrets import redact_text
@@ -55,58 +55,6 @@ def outage(exc: BaseException) -> StoreDown | None:
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         return StoreDown(f"the store is unavailable: {first}")
     return None
-
-
-class NotFound(LookupError):
-    pass
-
-
-class AlreadyExists(Exception):
-    pass
-
-
-class FailedPrecondition(Exception):
-    """The request is valid but the system is not in a state to do it (e.g. forget a node that is up)."""
-
-
-class TooMany(Exception):
-    """A bound on stored things is reached (e.g. tokens)."""
-
-
-@dataclass(slots=True)
-class NodeRecord:
-    node_id: str
-    hostname: str
-    labels: dict[str, str]
-    version: str
-    tasks: list[str] = field(default_factory=list)
-    registered_at: float = 0.0
-    last_seen: float = 0.0
-    draining: bool = False
-    # None when not cordoned; else the queues the node may keep running.
-    cordoned_queues: list[str] | None = None
-
-    def placeable(self) -> Placeable:
-        return Placeable(self.labels, frozenset(self.tasks), self.draining, self.cordoned_queues)
-
-
-@dataclass(slots=True)
-class StatsMinute:
-    """One minute of a stats series (see StatsMinuteRow); histograms are serialized protos."""
-
-    queue: str
-    dim: str
-    value: str
-    minute: int
-    succeeded: int = 0
-    failed: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    rejected: int = 0
-    backlog: int = -1
-    run_time: bytes = b""
-    wait_time: bytes = b""
-    end_to_end: bytes = b""
 
 
 STATS_HISTOGRAMS = ("run_time", "wait_time", "end_to_end")

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from octobot.coordinator import limits
 from octobot.coordinator.limits import Invalid, NodeLimits, Refusal, TokenBucket
-from octobot.coordinator import report_checks
-from octobot.coordinator.report_checks import check_report
-from octobot.coordinator.report_intake import ReportIntake
-from octobot.coordinator.stats import GRACE, ClusterStats
-from octobot.coordinator.stats_bucket import merged_compact
+from octobot.coordinator.stats import report_checks
+from octobot.coordinator.stats.report_checks import check_report
+from octobot.coordinator.stats.report_intake import ReportIntake
+from octobot.coordinator.stats.cluster import GRACE, ClusterStats
+from octobot.coordinator.stats.bucket import merged_compact
 from octobot.histogram import DEFAULT_ACCURACY, MAX_VALUE, Histogram
 from octobot.node.metrics import QueueMetrics
 from octobot.node.stats_buffer import CAPACITY

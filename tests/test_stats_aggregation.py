@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from octobot.coordinator.report_checks import Samples, check_report
-from octobot.coordinator.stats import GRACE, NODE, ClusterStats
-from octobot.coordinator.stats_series import RETENTION
+from octobot.coordinator.stats.report_checks import Samples, check_report
+from octobot.coordinator.stats.cluster import GRACE, NODE, ClusterStats
+from octobot.coordinator.stats.series import RETENTION
 from octobot.histogram import Histogram
 from octobot.v1 import node_pb2, stats_pb2
 

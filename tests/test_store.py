@@ -12,7 +12,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from octobot.coordinator.models import Base
-from octobot.coordinator.store import AlreadyExists, NodeRecord, NotFound, Store
+from octobot.coordinator.records import AlreadyExists, NodeRecord, NotFound
+from octobot.coordinator.store import Store
 from octobot.v1 import queue_pb2
 
 
@@ -381,7 +382,7 @@ def _histogram(*values: float) -> bytes:
 
 
 def test_stats_minutes_merge_query_and_prune(store: Store) -> None:
-    from octobot.coordinator.store import StatsMinute
+    from octobot.coordinator.records import StatsMinute
     from octobot.histogram import Histogram
     from octobot.v1 import stats_pb2
 

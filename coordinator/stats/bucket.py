@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from octobot.coordinator.bucket_sums import sum_buckets
+from octobot.coordinator.stats.bucket_sums import sum_buckets
 from octobot.outcomes import OUTCOMES
 from octobot.histogram import DEFAULT_ACCURACY, Histogram
 from octobot.internal.v1 import sample_columns_pb2

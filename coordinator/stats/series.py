@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from octobot.coordinator.stats_bucket import Bucket, merged_bytes, merged_compact
+from octobot.coordinator.stats.bucket import Bucket, merged_bytes, merged_compact
 
 RETENTION = 15 * 60
 # Block widths of a Series, coarsest first.

@@ -18,11 +18,11 @@ import time
 from collections.abc import Iterable
 
 from octobot.coordinator.lane import Lane
-from octobot.coordinator.report_checks import Samples
-from octobot.coordinator.stats_bucket import Bucket, merged, merged_compact
-from octobot.coordinator.stats_gauges import NODE, Dims, GaugeTotal, Gauges
-from octobot.coordinator.stats_series import RETENTION, SEAL_SPREAD, NodeSeries, Series, due
-from octobot.coordinator.store import StatsMinute
+from octobot.coordinator.stats.report_checks import Samples
+from octobot.coordinator.stats.bucket import Bucket, merged, merged_compact
+from octobot.coordinator.stats.gauges import NODE, Dims, GaugeTotal, Gauges
+from octobot.coordinator.stats.series import RETENTION, SEAL_SPREAD, NodeSeries, Series, due
+from octobot.coordinator.records import StatsMinute
 from octobot.outcomes import SAMPLE_COUNTS
 from octobot.v1 import stats_pb2
 

@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from octobot.coordinator.limits import Invalid, NodeLimits, Refusal
-from octobot.coordinator.report_checks import BATCH_SAMPLES, Samples, check_reports
-from octobot.coordinator.stats import ClusterStats
+from octobot.coordinator.stats.report_checks import BATCH_SAMPLES, Samples, check_reports
+from octobot.coordinator.stats.cluster import ClusterStats
 from octobot.v1 import node_pb2
 
 log = logging.getLogger("octobot.coordinator")
