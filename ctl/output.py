@@ -15,12 +15,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 from rich.table import Table
 
+from octobot.v1 import admin_pb2
+
 console = Console(highlight=False, soft_wrap=True)
 if not console.is_terminal and "COLUMNS" not in os.environ:
     # Piped output (scripts, the demo) should not wrap at 80 columns.
     console.width = 200
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# How states read in tables.
+STATES = {admin_pb2.NODE_STATE_UP: "up", admin_pb2.NODE_STATE_SUSPECT: "suspect", admin_pb2.NODE_STATE_DOWN: "down"}
+QUEUE_STATES = {admin_pb2.QUEUE_STATE_SERVING: "serving", admin_pb2.QUEUE_STATE_UNSERVED: "unserved",
+                admin_pb2.QUEUE_STATE_PAUSED: "paused", admin_pb2.QUEUE_STATE_BROKER_ERROR: "broker error"}
 
 
 def output_option(fn: F) -> F:
