@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from octobot import rpc
 from octobot.ctl import config
@@ -53,6 +52,8 @@ class Cluster:
         if len(targets) == 1:
             self.target = targets[0]
             return rpc.make_channel(self.target, auth)
+        from grpc_health.v1 import health_pb2, health_pb2_grpc  # only to choose among several
+
         details = ""
         for target in targets:
             self.target = target

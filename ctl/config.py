@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from octobot import rpc
 from octobot.ctl.output import emit, output_option
@@ -174,6 +173,8 @@ def load(path: Path) -> Config:
         return Config(path)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    import yaml  # only where a config file exists: every command starts a process
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -184,6 +185,8 @@ def load(path: Path) -> Config:
 
 
 def dump(config: Config) -> str:
+    import yaml
+
     entries = []
     for name, s in config.contexts.items():
         entry: dict[str, Any] = {"name": name, "coordinator": list(s.coordinator)}

@@ -5,22 +5,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import yaml
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from rich.console import Console
-from rich.table import Table
 
 from octobot.v1 import admin_pb2
 
-console = Console(highlight=False, soft_wrap=True)
-if not console.is_terminal and "COLUMNS" not in os.environ:
-    # Piped output (scripts, the demo) should not wrap at 80 columns.
-    console.width = 200
+if TYPE_CHECKING:
+    from rich.console import Console
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +25,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 STATES = {admin_pb2.NODE_STATE_UP: "up", admin_pb2.NODE_STATE_SUSPECT: "suspect", admin_pb2.NODE_STATE_DOWN: "down"}
 QUEUE_STATES = {admin_pb2.QUEUE_STATE_SERVING: "serving", admin_pb2.QUEUE_STATE_UNSERVED: "unserved",
                 admin_pb2.QUEUE_STATE_PAUSED: "paused", admin_pb2.QUEUE_STATE_BROKER_ERROR: "broker error"}
+
+
+@cache
+def console() -> Console:
+    """Where tables go (rich, imported on first use)."""
+    from rich.console import Console
+
+    out = Console(highlight=False, soft_wrap=True)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        # Piped output (scripts, the demo) should not wrap at 80 columns.
+        out.width = 200
+    return out
 
 
 def output_option(fn: F) -> F:
@@ -40,6 +49,8 @@ def _dump(output: str, data: Any) -> bool:
     if output == "json":
         print(json.dumps(data, indent=2, sort_keys=True))
     elif output == "yaml":
+        import yaml  # only for -o yaml: every command starts a process
+
         print(yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True), end="")
     else:
         return False
@@ -54,12 +65,14 @@ def emit(output: str, data: Any, columns: Sequence[str], rows: Sequence[Sequence
     """Print ``data`` as JSON or YAML, or ``rows`` under ``columns`` as a table."""
     if _dump(output, data):
         return
+    from rich.table import Table  # only for tables
+
     table = Table(box=None, pad_edge=False, show_edge=False)
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)
+    console().print(table)
 
 
 def fields(output: str, data: dict[str, Any]) -> None:
@@ -70,7 +83,7 @@ def fields(output: str, data: dict[str, Any]) -> None:
     for key, value in data.items():
         if isinstance(value, (dict, list)):
             value = json.dumps(value, sort_keys=True)
-        console.print(f"{key + ':':<{width + 1}} {value}", markup=False)
+        console().print(f"{key + ':':<{width + 1}} {value}", markup=False)
 
 
 def when(ts: Timestamp) -> str:

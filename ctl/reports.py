@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
 
 from octobot.ctl.cluster import Cluster, pass_cluster
 from octobot.ctl.output import QUEUE_STATES, emit, ms, output_option, to_dict, when, window_line
-from octobot.ctl.top import every_queue, run_top
 from octobot.v1 import admin_pb2, stats_pb2
+
+
+def every_queue(reports: Iterable[stats_pb2.QueueReport], states: Mapping[str, str]) -> list[stats_pb2.QueueReport]:
+    """A row per queue that exists, by name: its report, or an empty one if it
+    had no activity in the window (an unserved queue shows too); reports of
+    queues deleted since are left out."""
+    rows = {r.queue: r for r in reports if r.queue in states}
+    return [rows.get(name) or stats_pb2.QueueReport(queue=name, backlog=-1) for name in sorted(states)]
+
 
 
 STATS_COLUMNS = ["QUEUE", "STATE", "GROUP", "RATE/S", "SUCCEEDED", "FAILED", "RETRIED", "DEAD", "REJECTED", "IN-FLIGHT",
@@ -67,6 +76,8 @@ def top(cluster: Cluster, by: str | None, window: str, iterations: int | None) -
         nodes = cluster.call(cluster.admin.ListNodes, admin_pb2.ListNodesRequest()).nodes
         by = "dc" if any("dc" in n.labels for n in nodes) else ""
     watch = stats_pb2.WatchRequest(window=window, by=by, interval_seconds=1.0, recent="1m")
+    from octobot.ctl.top import run_top  # rich's live view: only for top
+
     run_top(cluster.watch(watch), by, iterations, lambda: _queue_states(cluster))
 
 

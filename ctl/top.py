@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from octobot.ctl.output import console, ms, when, window_line
+from octobot.ctl.reports import every_queue
 from octobot.v1 import stats_pb2
 
 TICKS = "▁▂▃▄▅▆▇█"
@@ -50,7 +51,7 @@ def _table(title: str, first: str, rows: Iterable[tuple[str, stats_pb2.QueueRepo
         "E2E P99": lambda name, r: ms(r.end_to_end.p99),
     }
     shown = [c for c in cells if (c != "STATE" or states is not None) and (c != "LAST MINUTE" or sparks is not None)
-             and (console.width >= WIDE or c in NARROW_COLUMNS)]
+             and (console().width >= WIDE or c in NARROW_COLUMNS)]
     for column in [first, *shown]:
         table.add_column(column, no_wrap=True, justify="left" if column in (first, "STATE", "LAST MINUTE") else "right")
     for name, r in rows:
@@ -58,17 +59,9 @@ def _table(title: str, first: str, rows: Iterable[tuple[str, stats_pb2.QueueRepo
     return table
 
 
-def every_queue(reports: Iterable[stats_pb2.QueueReport], states: Mapping[str, str]) -> list[stats_pb2.QueueReport]:
-    """A row per queue that exists, by name: its report, or an empty one if it
-    had no activity in the window (an unserved queue shows too); reports of
-    queues deleted since are left out."""
-    rows = {r.queue: r for r in reports if r.queue in states}
-    return [rows.get(name) or stats_pb2.QueueReport(queue=name, backlog=-1) for name in sorted(states)]
-
-
 def render(resp: stats_pb2.WatchResponse, by: str, states: Mapping[str, str]) -> Group:
     snap = resp.snapshot
-    width = None if console.width >= WIDE else NARROW_SPARK
+    width = None if console().width >= WIDE else NARROW_SPARK
     sparks = {s.queue: sparkline([p.rate for p in s.points], width) for s in resp.recent}
     at = when(resp.at)
     queues = _table(f"octobot top — {at}, {window_line(snap.window_seconds, snap.covered_seconds)}", "QUEUE",
@@ -85,9 +78,9 @@ def run_top(snapshots: Iterator[stats_pb2.WatchResponse], by: str, iterations: i
     try:
         if iterations is not None:
             for _, resp in zip(range(iterations), snapshots):
-                console.print(render(resp, by, states()))
+                console().print(render(resp, by, states()))
             return
-        with Live(console=console, auto_refresh=False, screen=False) as live:
+        with Live(console=console(), auto_refresh=False, screen=False) as live:
             for resp in snapshots:
                 live.update(render(resp, by, states()), refresh=True)
     except KeyboardInterrupt:

@@ -9,7 +9,6 @@
 """
 
 from octobot.envelope import BadMessage, Envelope
-from octobot.middleware import Middleware, TaskInfo
 from octobot.tasks import task
 
 __version__ = "0.1.0"
@@ -21,6 +20,9 @@ def __getattr__(name: str) -> object:
     if name == "Client":
         from octobot.client import Client
         return Client
+    if name in ("Middleware", "TaskInfo"):
+        from octobot import middleware
+        return getattr(middleware, name)
     if name == "NotConfirmed":
         from octobot.outbox import NotConfirmed
         return NotConfirmed

@@ -26,7 +26,6 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 
 log = logging.getLogger("octobot.middleware")
@@ -81,6 +80,8 @@ def uninstall(*middleware: Middleware) -> None:
 def load(name: str) -> Middleware:
     """``module:Class`` or an ``octobot.middleware`` entry point's name, as one instance;
     ValueError saying why it cannot be."""
+    from importlib.metadata import entry_points  # only when asked: it costs every process that imports this
+
     found = {ep.name: ep for ep in entry_points(group="octobot.middleware")}
     try:
         if name in found:
