@@ -70,7 +70,8 @@ def test_a_read_only_state_dir_keeps_the_node_up_and_is_written_when_writable_ag
 
     state_mount.remount("rw")
     wait_until(lambda: cached_concurrency(node.state_dir) == 3, what="the cache written once writable")
-    log = node.output()
+    # The line is logged just after the write: the file can be seen first.
+    log = wait_until(lambda: "writable again" in (out := node.output()) and out, what="the node to say so")
     assert len([line for line in log.splitlines() if "writable again" in line]) == 1
     assert len([line for line in log.splitlines() if " WARNING " in line and "state dir" in line]) == 1
     assert "Traceback" not in log
