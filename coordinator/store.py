@@ -218,7 +218,8 @@ class Store:
         """A queue names an existing broker of its backend (checked in the transaction that stores it)."""
         if not name:
             return
-        row = session.get(BrokerRow, name)
+        # Shared-locked (PostgreSQL): a broker being deleted waits, then sees this queue use it.
+        row = session.get(BrokerRow, name, with_for_update={"read": True})
         if row is None:
             raise FailedPrecondition(f"broker {name!r} not found: add it first (octoctl broker add)")
         if row.backend != backend:
@@ -335,6 +336,8 @@ class Store:
             with self._tx() as session:
                 if session.get(BrokerRow, broker.name) is not None:
                     raise AlreadyExists(f"broker {broker.name!r} already exists")
+                if session.scalar(select(func.count()).select_from(BrokerRow)) >= queue_specs.MAX_BROKERS:
+                    raise TooMany(f"there are {queue_specs.MAX_BROKERS} brokers already: remove some first")
                 now = time.time()
                 row = BrokerRow(name=broker.name, backend=broker.backend, url=broker.url,
                                 endpoints=[[e.selector, e.url] for e in broker.endpoints], created_at=now, updated_at=now)

@@ -52,8 +52,8 @@ def execute(delivery: Delivery, spec: queue_pb2.QueueSpec, backend: Backend, met
         return False
 
     hooks = middleware.installed()
-    task = hooks and middleware.TaskInfo(spec.name, envelope.task, envelope.id, envelope.attempt, envelope.args,
-                                         envelope.kwargs)
+    task = middleware.TaskInfo(spec.name, envelope.task, envelope.id, envelope.attempt, envelope.args,
+                               envelope.kwargs) if hooks else None
     started = time.time()
     try:
         for hook in hooks:  # inside the try: a hook that raises fails the task

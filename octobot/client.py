@@ -32,8 +32,10 @@ class Client:
     connections) is kept per queue and reused.
 
     Messages are published in the background, in batches; ``wait=True`` makes
-    a call return only once the broker confirmed its messages. Close the
-    client (or use it as a context manager) to send what is still waiting.
+    a call return only once the broker confirmed its messages. The first call
+    for a queue opens its connection (on the caller's thread, within the
+    broker's connect timeout). Close the client (or use it as a context
+    manager) to send what is still waiting.
     """
 
     def __init__(self, url: str, backend: str | None = None, options: Mapping[str, str] | None = None) -> None:

@@ -45,7 +45,10 @@ EXIT_FLUSH = 30.0
 
 
 class NotConfirmed(Exception):
-    """The broker did not confirm these messages; ``ids`` names them, so the producer can send them again."""
+    """The broker did not confirm these messages; ``ids`` names them, so the producer can send them again.
+
+    Raised by a later call, that call enqueued nothing of its own: send its messages again too.
+    """
 
     def __init__(self, ids: list[str], reason: str) -> None:
         super().__init__(f"{len(ids)} message(s) not confirmed by the broker "

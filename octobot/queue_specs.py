@@ -33,6 +33,8 @@ MAX_OPTIONS = 64
 MAX_OPTION_CHARS = 1024
 # A named broker's URLs for nodes in some places (a datacenter each, say).
 MAX_ENDPOINTS = 64
+# Named brokers a store holds: with their URLs at most 130 KiB each, a listing stays far below gRPC's 64 MiB.
+MAX_BROKERS = 100
 # Tasks a queue declares: names as @octobot.task registers them (a node's
 # Hello carries them), or a prefix ending in "*".
 MAX_TASK_PATTERNS = 100
@@ -143,6 +145,8 @@ def validate_broker(broker: queue_pb2.Broker) -> queue_pb2.Broker:
         where = f"endpoint {endpoint.selector[:64]!r}"
         if not endpoint.selector:
             raise SpecError("endpoints", "an endpoint needs a selector: SELECTOR=URL, such as dc=eu-west=redis://...")
+        if any(e.selector == endpoint.selector for e in out.endpoints):
+            raise SpecError("endpoints", f"{where} is given twice")
         if len(endpoint.selector) > MAX_SELECTOR or not endpoint.selector.isprintable():
             raise SpecError("endpoints", f"{where}: a selector has at most {MAX_SELECTOR} printable characters")
         try:

@@ -21,6 +21,8 @@ from octobot.backends import open_backend
 from octobot.envelope import Envelope
 from octobot.outbox import MAX_BATCH, NotConfirmed, Outbox, _Pending, chunks
 from support.brokers import AMQP_URL, SERVER_URLS, PrivateBroker, cleanup, free_port
+from support.cluster import octoctl
+from support.processes import Processes
 
 
 def _pending(queue: str, n: int) -> _Pending:
@@ -170,3 +172,22 @@ def test_an_unreachable_broker_is_reported_by_flush_not_by_enqueue() -> None:
         with pytest.raises(NotConfirmed, match="unreachable") as raised:
             client.flush(30)
         assert raised.value.ids == ids
+
+
+def test_a_refused_enqueue_through_the_coordinator_is_one_line(procs: Processes, tmp_path: Path) -> None:
+    """RabbitMQ's basic.nack reached a client of the coordinator as INTERNAL before it was a broker error."""
+    coord = procs.coordinator(f"sqlite:///{tmp_path / 'octobot.db'}")
+    queue = f"prod-{uuid.uuid4().hex[:10]}"
+    try:
+        octoctl(coord.target, "queue", "add", queue, "--backend", "amqp", "--url", AMQP_URL,
+                "--option", "x-max-length=1", "--option", "x-overflow=reject-publish")
+        octoctl(coord.target, "enqueue", queue, "t.noop")
+        refused = octoctl(coord.target, "enqueue", queue, "t.noop", check=False)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr.startswith("error: the queue's broker is unavailable: RabbitMQ refused a message")
+        assert refused.stderr.count("\n") == 1
+    finally:
+        with pika.BlockingConnection(pika.URLParameters(AMQP_URL)) as conn:
+            channel = conn.channel()
+            for name in (queue, f"{queue}.dead"):
+                channel.queue_delete(name)

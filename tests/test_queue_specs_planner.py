@@ -230,6 +230,8 @@ def test_a_named_broker_is_checked_and_canonical() -> None:
         ({"endpoints": [queue_pb2.Endpoint(selector="dc ~ x", url="redis://eu")]}, "endpoint 'dc ~ x'"),
         ({"endpoints": [queue_pb2.Endpoint(selector="dc=eu", url="beanstalk://eu")]}, "endpoint 'dc=eu': URL"),
         ({"endpoints": [queue_pb2.Endpoint(selector=f"n={i}", url="redis://eu") for i in range(65)]}, "at most 64"),
+        ({"endpoints": [queue_pb2.Endpoint(selector="dc=eu", url="redis://a"),
+                        queue_pb2.Endpoint(selector="dc=eu", url="redis://b")]}, "endpoint 'dc=eu' is given twice"),
     ]:
         values: dict[str, object] = {"name": "main", "backend": "redis", "url": "redis://us:6379/0", **bad}
         with pytest.raises(queue_specs.SpecError, match=message):

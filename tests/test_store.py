@@ -403,3 +403,21 @@ def test_stats_minutes_merge_query_and_prune(store: Store) -> None:
     assert store.stats_minutes("", 0, 200, queue="other") == []
     assert store.prune_stats_minutes(101) == 2
     assert [r.minute for r in store.stats_minutes("", 0, 200)] == [101]
+
+
+def test_brokers_are_bounded_and_cannot_vanish_under_their_queues(store: Store) -> None:
+    from octobot import queue_specs
+    from octobot.coordinator.records import FailedPrecondition, TooMany
+
+    for i in range(queue_specs.MAX_BROKERS):
+        store.create_broker(queue_pb2.Broker(name=f"b{i}", backend="redis", url=f"redis://h{i}:6379/0"), "t")
+    with pytest.raises(TooMany, match=f"there are {queue_specs.MAX_BROKERS} brokers already"):
+        store.create_broker(queue_pb2.Broker(name="one-more", backend="redis", url="redis://h:6379/0"), "t")
+    store.create_queue(queue_pb2.QueueSpec(name="q", backend="redis", broker="b0", priority=5, concurrency=1,
+                                           max_message_bytes=1000), "t")
+    with pytest.raises(FailedPrecondition, match="used by 1 queue"):
+        store.delete_broker("b0", "t")
+    with pytest.raises(FailedPrecondition, match="has backend redis, not amqp"):
+        store.create_queue(queue_pb2.QueueSpec(name="r", backend="amqp", broker="b1", priority=5, concurrency=1,
+                                               max_message_bytes=1000), "t")
+    assert store.get_queue("q").url == "redis://h0:6379/0", "read with its broker's URL"

@@ -33,6 +33,7 @@ PROMETHEUS_DIM = "dc"
 # A sample's SCALARS begin with its counts.
 N_COUNTS = len(SAMPLE_COUNTS)
 SUCCEEDED, FAILED = SAMPLE_COUNTS.index("succeeded"), SAMPLE_COUNTS.index("failed")
+COUNTS_AT = range(N_COUNTS)
 
 Key = tuple[str, str]  # (queue, value) within one dimension
 
@@ -106,10 +107,14 @@ class ClusterStats:
         gauges = self.gauges
         gauges.seen(node_id, dims, now)
         for queue, raw, values in zip(samples.queues, samples.raws, samples.values):
-            counts, (in_flight, busy_slots, backlog) = values[:N_COUNTS], values[N_COUNTS:]  # SCALARS
-            finished = counts[SUCCEEDED] + counts[FAILED]
+            in_flight, busy_slots, backlog = values[N_COUNTS:]  # SCALARS: the counts, then the gauges
+            finished = values[SUCCEEDED] + values[FAILED]
             totals = self.totals.get((queue, node_id))
-            self.totals[(queue, node_id)] = counts if totals is None else [a + b for a, b in zip(totals, counts)]
+            if totals is None:
+                self.totals[(queue, node_id)] = values[:N_COUNTS]
+            else:  # in place, by index: twenty thousand samples a second come this way
+                for i in COUNTS_AT:
+                    totals[i] += values[i]
             gauges.set(queue, node_id, dims, in_flight, busy_slots, backlog, second, now)
             if in_memory:
                 node = self._nodes.get((queue, node_id))

@@ -156,6 +156,8 @@ class AmqpBackend(Backend):
         """Report a lost or unreachable broker as BrokerUnavailable; the next call reconnects."""
         try:
             yield
+        except BrokerUnavailable:
+            raise  # said already (a refusal, a ConnectionError like the broken ones below)
         except (LinkDown, *BROKEN) as exc:
             raise BrokerUnavailable(f"amqp {self._where} unreachable: {describe(exc)}") from exc
 

@@ -6,6 +6,7 @@ replaces a link that died.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -22,7 +23,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from octobot.backends.base import Delivery
+from octobot.backends.base import BrokerRefused, Delivery
 
 R = TypeVar("R")
 L = TypeVar("L", bound="Link")
@@ -69,10 +70,6 @@ def describe(exc: BaseException) -> str:
     else:  # e.g. a refused connection: the detail is only in the args
         text = repr(exc)
     return " ".join(text.split())
-
-
-class BrokerRefused(Exception):
-    """The broker did not take a message it was sent (it answered basic.nack)."""
 
 
 class LinkDown(Exception):
@@ -290,8 +287,8 @@ class Publisher(Link):
     def _confirmed(self, frame: Any) -> None:
         """basic.ack or basic.nack for one delivery tag, or for all up to it (``multiple``)."""
         method = frame.method
-        if method.multiple:
-            tags = [tag for tag in self._unconfirmed if tag <= method.delivery_tag]  # oldest first
+        if method.multiple:  # the dict holds tags in order: stop at the first one past it
+            tags = list(itertools.takewhile(lambda tag: tag <= method.delivery_tag, self._unconfirmed))
         else:
             tags = [method.delivery_tag]
         refused = isinstance(method, Basic.Nack)

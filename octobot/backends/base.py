@@ -36,6 +36,12 @@ class BrokerUnavailable(ConnectionError):
     """The broker cannot be reached now; the caller backs off and tries again."""
 
 
+class BrokerRefused(BrokerUnavailable):
+    """The broker is up but did not take a message (RabbitMQ's basic.nack: a full
+    queue with reject-publish): as when it is unreachable, the message is not
+    there, and the caller may try again later."""
+
+
 @dataclass(slots=True)
 class Delivery:
     """One fetched message and the backend's handle for acking it."""
